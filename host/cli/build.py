@@ -1,0 +1,9 @@
+"""`lab build` (not yet wired)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Adds this module's command(s) to the root app."""
