@@ -1,22 +1,75 @@
 """benchmark_model's text output: the records it holds, a writer and a parser.
 
-The runner (``device_agent.bench``) writes with ``format_*``; the host parses every device's
-output with ``parse`` — one parser for real benchmark_model binaries and for the emulated device.
+The runner (``device_agent.bench``) writes with the ``format_*`` functions; the host parses every
+device's output with ``parse`` — one parser for real benchmark_model binaries and for the emulated
+device. A recent benchmark_model (TFLite 2.20) prints, on one stream::
+
+    INFO: STARTING!
+    INFO: Log parameter values verbosely: [0]
+    INFO: Num threads: [4]
+    INFO: Graph: [/data/local/tmp/m.tflite]
+    INFO: Use xnnpack: [1]
+    INFO: Loaded model /data/local/tmp/m.tflite
+    INFO: Created TensorFlow Lite XNNPACK delegate for CPU.
+    INFO: Explicitly applied XNNPACK delegate, and the model graph will be completely executed by the delegate.
+    INFO: The input model file size (MB): 67.3128
+    INFO: Initialized session in 5.579ms.
+    INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+    INFO: count=1 curr=1357602 p5=1357602 median=1357602 p95=1357602
+
+    INFO: Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
+    INFO: count=50 first=1249964 curr=1240143 min=1238588 max=1252566 avg=1.24027e+06 std=2565 p5=1238753 median=1239807 p95=1247415
+
+    INFO: Inference timings in us: Init: 5579, First inference: 1357602, Warmup (avg): 1.3576e+06, Inference (avg): 1.24027e+06
+    INFO: Note: as the benchmark tool itself affects memory footprint, ...
+    INFO: Memory footprint delta from the start of the tool (MB): init=6.36328 overall=109.832
+
+and a failed run ends with ``ERROR: …`` lines and ``Benchmarking failed.``::
+
+    ERROR: Didn't find op for builtin opcode 'MUL' version '5'. ...
+    ERROR: Registration failed.
+    Failed to initialize the interpreter
+    Benchmarking failed.
+
+Older versions lack the ``INFO: `` prefix and the percentiles, print ``Average inference timings in
+us: Warmup: …, Init: …, Inference: …`` (or ``no stats: …``) and ``Peak memory footprint (MB)``;
+copied output may be indented or carry logcat prefixes. The device agent's runner adds two lines of
+its own: ``Timer overhead per invoke (us): …`` and ``Runner: …``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["RunStats", "BenchmarkResult", "parse"]
+from device_agent.errors import OutputParseError
+
+__all__ = [
+    "RunStats",
+    "BenchmarkResult",
+    "parse",
+    "format_number",
+    "format_stats",
+    "format_running",
+    "format_inference_timings",
+    "format_memory_delta",
+    "format_periodic_peak",
+    "format_timer_overhead",
+    "format_runner",
+    "MEMORY_NOTE",
+    "FAILED",
+]
 
 
 @dataclass(frozen=True)
 class RunStats:
     """One ``count=… first=… curr=… min=… max=… avg=… std=… [p5=… median=… p95=…]`` line, in µs.
 
-    The short form ``count=N curr=X`` (one run, or ``(all same)``) fills only count and curr;
-    for ``(all same)`` every statistic equals curr.
+    The short form ``count=N curr=X`` (one run) or ``count=N curr=X(all same)`` means every sample
+    equals curr, so first/min/max/avg equal curr and std is 0; the percentiles are filled only when
+    the line prints them.
     """
 
     count: int
@@ -33,7 +86,11 @@ class RunStats:
 
 @dataclass(frozen=True)
 class BenchmarkResult:
-    """Everything one benchmark_model run printed that the lab keeps, in µs and MB."""
+    """Everything one benchmark_model run printed that the lab keeps, in µs and MB.
+
+    ``runs`` is None only for output that gives the measured average without its ``count=`` line
+    (the TFLite README's op-profiling example); every successful benchmark_model prints it.
+    """
 
     runs: RunStats | None  # the measured runs
     warmup: RunStats | None = None
@@ -53,3 +110,298 @@ class BenchmarkResult:
     timer_overhead_us: float | None = None  # device agent runner only: clock + call overhead per invoke
     runner: str | None = None  # device agent runner only: its name and LiteRT version
     warnings: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writer: one function per line, without the "INFO: " prefix (the runner adds it).
+
+MEMORY_NOTE = (
+    "Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE "
+    "to the actual memory footprint of the model at runtime. Take the information at your discretion."
+)
+FAILED = "Benchmarking failed."
+
+
+def format_number(value: float) -> str:
+    """A number as C++'s ``std::ostream << double`` prints it: 6 significant digits (``1.24027e+06``)."""
+    return f"{value:g}"
+
+
+def format_stats(stats: RunStats) -> str:
+    """The ``count=…`` line as tflite's ``Stat::OutputToStream`` (2.20, with percentiles) writes it."""
+    n = format_number
+    if stats.count == 0:
+        return "count=0"
+    all_same = stats.count == 1 or stats.min_us == stats.max_us
+    if all_same:
+        line = f"count={stats.count} curr={n(stats.curr_us)}" + ("(all same)" if stats.count > 1 else "")
+    else:
+        line = (
+            f"count={stats.count} first={n(_req(stats.first_us))} curr={n(stats.curr_us)} "
+            f"min={n(_req(stats.min_us))} max={n(_req(stats.max_us))} avg={n(_req(stats.avg_us))} "
+            f"std={n(_req(stats.std_us))}"
+        )
+    if stats.p5_us is not None and stats.median_us is not None and stats.p95_us is not None:
+        line += f" p5={n(stats.p5_us)} median={n(stats.median_us)} p95={n(stats.p95_us)}"
+    return line
+
+
+def _req(value: float | None) -> float:
+    if value is None:
+        raise ValueError("a multi-sample RunStats needs first, min, max, avg and std")
+    return value
+
+
+def format_running(min_runs: int, min_secs: float, max_secs: float) -> str:
+    n = format_number
+    return (
+        f"Running benchmark for at least {min_runs} iterations and at least {n(min_secs)} seconds "
+        f"but terminate if exceeding {n(max_secs)} seconds."
+    )
+
+
+def format_inference_timings(init_us: float, first_us: float, warmup_avg_us: float, inference_avg_us: float) -> str:
+    n = format_number
+    return (
+        f"Inference timings in us: Init: {n(init_us)}, First inference: {n(first_us)}, "
+        f"Warmup (avg): {n(warmup_avg_us)}, Inference (avg): {n(inference_avg_us)}"
+    )
+
+
+def format_memory_delta(init_mb: float, overall_mb: float) -> str:
+    n = format_number
+    return f"Memory footprint delta from the start of the tool (MB): init={n(init_mb)} overall={n(overall_mb)}"
+
+
+def format_periodic_peak(peak_mb: float) -> str:
+    return f"Overall peak memory footprint (MB) via periodic monitoring: {format_number(peak_mb)}"
+
+
+def format_timer_overhead(overhead_us: float) -> str:
+    return f"Timer overhead per invoke (us): {format_number(overhead_us)}"
+
+
+def format_runner(name: str) -> str:
+    return f"Runner: {name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser
+
+# C++ prints a NaN average (no runs) as "nan" or "-nan"; it is read as unknown (None).
+_NUM = r"(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|-?nan)"
+
+# Logcat "threadtime" (`11-25 15:02:33.123  1234  1234 I tflite  : …`) and "brief"
+# (`I/tflite  ( 1234): …`) prefixes, then the tool's own severity prefix.
+_LOGCAT = re.compile(
+    r"^(?:\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+\s+(?P<l1>[VDIWEF])\s+[^:]*?:\s"
+    r"|(?P<l2>[VDIWEF])/[^:(]*(?:\(\s*\d+\))?:\s)"
+)
+_SEVERITY = re.compile(r"^(?P<severity>INFO|WARN|WARNING|ERROR|VERBOSE|DEBUG):\s?")
+_LOGCAT_SEVERITY = {"W": "WARN", "E": "ERROR", "F": "ERROR"}
+
+_STATS = re.compile(
+    rf"^count=(?P<count>\d+)(?:"  # "count=0" alone when nothing ran
+    rf"(?: first=(?P<first>{_NUM}))?"
+    rf" curr=(?P<curr>{_NUM})(?P<same>\s?\(all same\))?"
+    rf"(?: min=(?P<min>{_NUM}) max=(?P<max>{_NUM}) avg=(?P<avg>{_NUM}) std=(?P<std>{_NUM}))?"
+    rf"(?: p5=(?P<p5>{_NUM}) median=(?P<median>{_NUM}) p95=(?P<p95>{_NUM}))?)?\s*$"
+)
+_RUNNING = re.compile(r"^Running benchmark for (?:at least )?\d+ iterations")
+_TIMINGS = re.compile(
+    rf"^Inference timings in us: Init: (?P<init>{_NUM}), First inference: (?P<first>{_NUM}), "
+    rf"Warmup \(avg\): (?P<warmup>{_NUM}), Inference \(avg\): (?P<inference>{_NUM})\s*$"
+)
+_OLD_TIMINGS = re.compile(
+    rf"^Average inference timings in us: Warmup: (?P<warmup>{_NUM}), Init: (?P<init>{_NUM}), "
+    rf"(?:no stats|Inference): (?P<inference>{_NUM})\s*$"
+)
+_PEAK_MEMORY = re.compile(rf"^Peak memory footprint \(MB\): init=(?P<init>{_NUM}) overall=(?P<overall>{_NUM})\s*$")
+_MEMORY_DELTA = re.compile(
+    rf"^Memory footprint delta from the start of the tool \(MB\): init=(?P<init>{_NUM}) overall=(?P<overall>{_NUM})\s*$"
+)
+_PERIODIC_PEAK = re.compile(rf"^Overall peak memory footprint \(MB\) via periodic monitoring: (?P<peak>{_NUM})\s*$")
+_NUM_THREADS = re.compile(r"^Num threads: \[(?P<n>-?\d+)\]")
+_CPU_THREADS = re.compile(r"^#threads used for CPU inference: \[(?P<n>-?\d+)\]")
+_USE_XNNPACK = re.compile(r"^Use xnnpack: \[(?P<v>1|0|true|false)\]")
+_MODEL_SIZE = re.compile(rf"^The input model file size \(MB\): (?P<mb>{_NUM})\s*$")
+_XNNPACK_APPLIED = re.compile(
+    r"^(?:Created TensorFlow Lite XNNPACK delegate for CPU\.|XNNPACK delegate created\."
+    r"|Explicitly applied XNNPACK delegate, and the model graph will be (?:completely|partially) executed)"
+)
+_XNNPACK_NOT_APPLIED = re.compile(r"^Though XNNPACK delegate is explicitly applied, the model graph will not be executed")
+_TIMER_OVERHEAD = re.compile(rf"^Timer overhead per invoke \(us\): (?P<us>{_NUM})\s*$")
+_RUNNER = re.compile(r"^Runner: (?P<name>\S.*?)\s*$")
+_DUPLICATE_FLAGS = re.compile(r"^Duplicate flags: ")
+_FAILED = re.compile(r"^(?:Benchmarking failed\.|Failed to initialize the interpreter|Failed to allocate tensors)")
+
+_QUOTE_MAX = 300
+
+
+def _split(line: str) -> tuple[str | None, str]:
+    """A raw line → (severity or None, message without indentation and prefixes)."""
+    text = line.strip()
+    severity = None
+    logcat = _LOGCAT.match(text)
+    if logcat:
+        level = logcat.group("l1") or logcat.group("l2")
+        severity = _LOGCAT_SEVERITY.get(level)
+        text = text[logcat.end() :].strip()
+    prefix = _SEVERITY.match(text)
+    if prefix:
+        severity = "WARN" if prefix.group("severity") == "WARNING" else prefix.group("severity")
+        text = text[prefix.end() :].strip()
+    return severity, text
+
+
+def _f(text: str | None) -> float | None:
+    """A printed number; None when absent or NaN."""
+    if text is None:
+        return None
+    value = float(text)
+    return None if math.isnan(value) else value
+
+
+def _stats(match: re.Match[str]) -> RunStats:
+    g = match.group
+    count, curr = int(g("count")), float(g("curr"))
+    pct = {k: _f(g(k)) for k in ("p5", "median", "p95")}
+    if g("min") is None:
+        # Short form: one run or "(all same)" — every sample equals curr.
+        return RunStats(
+            count=count, curr_us=curr, first_us=curr, min_us=curr, max_us=curr, avg_us=curr, std_us=0.0,
+            p5_us=pct["p5"], median_us=pct["median"], p95_us=pct["p95"],
+        )  # fmt: skip
+    return RunStats(
+        count=count,
+        curr_us=curr,
+        first_us=_f(g("first")),
+        min_us=_f(g("min")),
+        max_us=_f(g("max")),
+        avg_us=_f(g("avg")),
+        std_us=_f(g("std")),
+        p5_us=pct["p5"],
+        median_us=pct["median"],
+        p95_us=pct["p95"],
+    )
+
+
+def _quote(text: str) -> str:
+    return text if len(text) <= _QUOTE_MAX else text[: _QUOTE_MAX - 1] + "…"
+
+
+# Lines whose named groups map straight onto BenchmarkResult's numeric fields.
+_NUMERIC_LINES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = (
+    (_TIMINGS, {"init": "init_us", "first": "first_inference_us", "warmup": "warmup_avg_us", "inference": "inference_avg_us"}),
+    (_OLD_TIMINGS, {"init": "init_us", "warmup": "warmup_avg_us", "inference": "inference_avg_us"}),
+    (_MEMORY_DELTA, {"init": "memory_delta_init_mb", "overall": "memory_delta_overall_mb"}),
+    (_PEAK_MEMORY, {"init": "peak_memory_init_mb", "overall": "peak_memory_overall_mb"}),
+    (_PERIODIC_PEAK, {"peak": "periodic_peak_memory_mb"}),
+    (_MODEL_SIZE, {"mb": "model_size_mb"}),
+    (_TIMER_OVERHEAD, {"us": "timer_overhead_us"}),
+)
+
+
+@dataclass
+class _Scan:
+    """What one pass over the lines found, before deciding what the run was."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    # (number of "Running benchmark" lines before it, stats or None for "count=0", the raw line)
+    stats: list[tuple[int, RunStats | None, str]] = field(default_factory=list)
+    running: int = 0
+    num_threads: int | None = None
+    cpu_threads: int | None = None
+    xnnpack_applied: bool | None = None
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    failure: str | None = None
+    last: str = ""
+
+    def line(self, raw: str) -> None:
+        severity, line = _split(raw)
+        if not line:
+            return
+        self.last = raw.strip()
+        if line.startswith("count="):
+            match = _STATS.match(line)
+            ran = match is not None and int(match["count"]) > 0
+            if match is None or ran != (match["curr"] is not None) or (ran and _f(match["curr"]) is None):
+                raise OutputParseError("benchmark_model output has a malformed count= line", _quote(self.last))
+            self.stats.append((self.running, _stats(match) if ran else None, self.last))
+            return
+        if _RUNNING.match(line):
+            self.running += 1
+            return
+        for pattern, names in _NUMERIC_LINES:
+            if m := pattern.match(line):
+                self.fields.update({name: _f(m[group]) for group, name in names.items()})
+                return
+        if m := _NUM_THREADS.match(line):
+            self.num_threads = int(m["n"])
+        elif m := _CPU_THREADS.match(line):
+            self.cpu_threads = int(m["n"])
+        elif m := _USE_XNNPACK.match(line):
+            self.fields["use_xnnpack"] = m["v"] in ("1", "true")
+        elif _XNNPACK_NOT_APPLIED.match(line):
+            self.xnnpack_applied = False
+        elif _XNNPACK_APPLIED.match(line):
+            self.xnnpack_applied = self.xnnpack_applied is not False
+        elif m := _RUNNER.match(line):
+            self.fields["runner"] = m["name"]
+        elif _FAILED.match(line):
+            self.failure = self.failure or self.last
+        elif severity == "ERROR":
+            self.errors.append(self.last)
+        elif severity == "WARN" or _DUPLICATE_FLAGS.match(line):
+            self.warnings.append(line)
+
+
+def parse(text: str) -> BenchmarkResult:
+    """Read one benchmark_model run's output (any version since TF 1.12, or the device agent's runner).
+
+    The warm-up stats are the ``count=`` line after the first ``Running benchmark …`` line, the
+    measured runs the last ``count=`` line after the second (without Running lines, as in an
+    excerpt: the first and the last ``count=`` line). Op-profiling sections are skipped (their
+    ``Timings (microseconds): count=…`` lines are not run stats). ``ERROR:`` lines of a run that
+    succeeded, ``WARN:`` lines and ``Duplicate flags`` go to ``warnings``. ``xnnpack_applied`` is
+    read from the delegate's own lines; with none, it is False if ``Use xnnpack: [0]`` was printed
+    and unknown (None) otherwise.
+
+    Raises:
+        OutputParseError: the run failed (quotes its first ``ERROR:`` line, or the failure line),
+            a ``count=`` line is malformed (quotes it), or there is no measured result — empty
+            output, garbage, a run cut off before its measured runs (quotes the last line).
+    """
+    scan = _Scan()
+    for raw in text.splitlines():
+        scan.line(raw)
+
+    if scan.failure is not None or (scan.errors and not scan.stats):
+        raise OutputParseError("benchmark_model failed", _quote(scan.errors[0] if scan.errors else scan.failure or ""))
+    if scan.running:
+        # Stats after the first Running line are the warm-up; after the second, the measured runs.
+        warmup_line = next((s for s in scan.stats if s[0] == 1), None)
+        measured_line = next((s for s in reversed(scan.stats) if s[0] >= 2), None)
+    else:
+        measured_line = scan.stats[-1] if scan.stats else None
+        warmup_line = scan.stats[0] if len(scan.stats) > 1 else None
+    measured = measured_line[1] if measured_line else None
+    if measured_line is not None and measured is None:
+        raise OutputParseError("benchmark_model measured no runs", _quote(measured_line[2]))
+    if measured is None and scan.fields.get("inference_avg_us") is None:
+        if not text.strip():
+            raise OutputParseError("benchmark_model output is empty; the tool printed nothing")
+        raise OutputParseError("benchmark_model output has no measured-run stats line; last line", _quote(scan.last))
+
+    applied = scan.xnnpack_applied
+    if applied is None and scan.fields.get("use_xnnpack") is False:
+        applied = False  # told not to use XNNPACK, and no delegate line says it did
+    return BenchmarkResult(
+        runs=measured,
+        warmup=warmup_line[1] if warmup_line else None,
+        num_threads=scan.num_threads if scan.num_threads is not None else scan.cpu_threads,
+        xnnpack_applied=applied,
+        warnings=tuple(scan.warnings + scan.errors),
+        **scan.fields,
+    )

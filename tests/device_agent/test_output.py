@@ -1,0 +1,333 @@
+"""benchmark_model's output format: the parser against real outputs of many versions, and the writer."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from device_agent.errors import OutputParseError
+from device_agent.output import (
+    BenchmarkResult,
+    RunStats,
+    format_inference_timings,
+    format_memory_delta,
+    format_number,
+    format_periodic_peak,
+    format_running,
+    format_runner,
+    format_stats,
+    format_timer_overhead,
+    parse,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmark_model"
+
+
+def load(name: str) -> str:
+    """A fixture's text without its leading ``# source:`` line (provenance, not tool output)."""
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    first, _, rest = text.partition("\n")
+    if not first.startswith("# source:"):
+        raise ValueError(f"{name}: the first line should be '# source: …', got {first!r}")
+    return rest
+
+
+def stats(count: int, first: float, curr: float, mn: float, mx: float, avg: float, std: float, *pct: float) -> RunStats:
+    p5, median, p95 = pct if pct else (None, None, None)
+    return RunStats(count, curr, first, mn, mx, avg, std, p5, median, p95)
+
+
+def one_run(value: float, *, pct: bool = False) -> RunStats:
+    p = value if pct else None
+    return RunStats(1, value, value, value, value, value, 0.0, p, p, p)
+
+
+# Every real sample and what it says. Fields not named here must be None (or () for warnings).
+EXPECTED: dict[str, dict[str, Any]] = {
+    "01-ti-am57x-tflite1.12-nostats.txt": dict(
+        runs=stats(50, 137789, 137254, 137079, 143416, 137722, 896),
+        warmup=one_run(146161),
+        init_us=4452, warmup_avg_us=146161, inference_avg_us=137722, num_threads=1,
+    ),
+    "02-ti-am62x-tflite2.18-cpu-info-prefix.txt": dict(
+        runs=stats(50, 977738, 964908, 911877, 1112273, 971535, 39112),
+        warmup=one_run(1041765),
+        init_us=6418, first_inference_us=1041765, warmup_avg_us=1.04176e06, inference_avg_us=971535,
+        memory_delta_init_mb=6.14844, memory_delta_overall_mb=109.848,
+        num_threads=4, use_xnnpack=False, xnnpack_applied=False, model_size_mb=67.3128,
+    ),
+    "03-ti-am62x-tflite2.18-xnnpack-partial.txt": dict(
+        runs=stats(50, 605745, 618849, 568228, 722188, 602943, 27690),
+        warmup=one_run(633430),
+        init_us=592232, first_inference_us=633430, warmup_avg_us=633430, inference_avg_us=602943,
+        memory_delta_init_mb=133.086, memory_delta_overall_mb=149.531,
+        num_threads=4, use_xnnpack=True, xnnpack_applied=True, model_size_mb=67.3128,
+    ),
+    "04-ti-am62x-tflite2.20-percentiles-sci.txt": dict(
+        runs=stats(50, 1249964, 1240143, 1238588, 1252566, 1.24027e06, 2565, 1238753, 1239807, 1247415),
+        warmup=one_run(1357602, pct=True),
+        init_us=5579, first_inference_us=1357602, warmup_avg_us=1.3576e06, inference_avg_us=1.24027e06,
+        memory_delta_init_mb=6.36328, memory_delta_overall_mb=109.832,
+        use_xnnpack=False, xnnpack_applied=False, model_size_mb=67.3128,
+    ),
+    "05-meta-tflite-riscv64-op-profiling.txt": dict(
+        # Not the op profiler's "Timings (microseconds): count=50 … avg=2.9499e+06" further down.
+        runs=stats(50, 2990275, 2913402, 2727568, 3189954, 2.95034e06, 109798),
+        warmup=one_run(3512391),
+        init_us=17187, first_inference_us=3512391, warmup_avg_us=3.51239e06, inference_avg_us=2.95034e06,
+        memory_delta_init_mb=4.21094, memory_delta_overall_mb=46.0859, num_threads=4, model_size_mb=16.9008,
+    ),
+    "06-tf-readme-op-profiling-old-avg-wording.txt": dict(
+        # The README excerpt keeps only the op profile and the old summary line.
+        runs=None, init_us=38467, warmup_avg_us=83235, inference_avg_us=79760.9,
+    ),
+    "09-tf42507-android-2020-peak-memory-op-profiling-start.txt": dict(
+        runs=stats(50, 32891, 33978, 32641, 34005, 33209.4, 450),
+        warmup=stats(15, 49060, 33682, 32825, 49060, 34825.1, 3930),
+        init_us=855, first_inference_us=49060, warmup_avg_us=34825.1, inference_avg_us=33209.4,
+        peak_memory_init_mb=0, peak_memory_overall_mb=12.8672, num_threads=4, model_size_mb=0.004448,
+        warnings=("Duplicate flags: num_threads",),
+    ),
+    "19-tf61946-linux-x86-2023-info-prefix-memdelta.txt": dict(
+        runs=stats(50, 121183, 115199, 111222, 121324, 116066, 1906),
+        warmup=stats(5, 124020, 116061, 115177, 124020, 117225, 3412),
+        init_us=530, first_inference_us=124020, warmup_avg_us=117225, inference_avg_us=116066,
+        memory_delta_init_mb=3.75, memory_delta_overall_mb=12.1914, model_size_mb=4.27635,
+    ),
+    "24-ti-am62x-tflite2.20-xnnpack-partial-percentiles.txt": dict(
+        runs=stats(50, 900416, 898333, 898007, 906121, 899641, 1549, 898333, 899281, 904305),
+        warmup=one_run(905463, pct=True),
+        init_us=614333, first_inference_us=905463, warmup_avg_us=905463, inference_avg_us=899641,
+        memory_delta_init_mb=146.363, memory_delta_overall_mb=150.141,
+        use_xnnpack=True, xnnpack_applied=True, model_size_mb=67.3128,
+    ),
+}  # fmt: skip
+
+
+def test_every_fixture_has_expectations() -> None:
+    names = {p.name for p in FIXTURES.glob("*.txt")}
+    assert names == set(EXPECTED) | {"14-tf50641-linux-2021-FAIL-unsupported-op-version.txt"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_real_outputs(name: str) -> None:
+    expected = BenchmarkResult(**{"runs": None, **EXPECTED[name]})
+    assert parse(load(name)) == expected
+
+
+def test_failed_run_quotes_its_error() -> None:
+    with pytest.raises(OutputParseError, match="benchmark_model failed") as info:
+        parse(load("14-tf50641-linux-2021-FAIL-unsupported-op-version.txt"))
+    assert info.value.text.startswith("ERROR: Didn't find op for builtin opcode 'MUL' version '5'.")
+
+
+def test_source_line_is_harmless_to_parse() -> None:
+    """The loader drops it; parse itself just sees an unknown line."""
+    raw = (FIXTURES / "19-tf61946-linux-x86-2023-info-prefix-memdelta.txt").read_text(encoding="utf-8")
+    assert parse(raw) == parse(load("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt"))
+
+
+# ---- variants no fixture has: logcat prefixes, "(all same)", severity words, cut-off runs ----
+
+
+def _lines(name: str) -> list[str]:
+    return load(name).splitlines()
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["11-25 15:02:33.123  4242  4242 I tflite  : ", "I/tflite  ( 4242): ", "I/tflite: ", "\t  "],
+    ids=["threadtime", "brief", "tag", "indent"],
+)
+def test_logcat_prefixes_and_indentation(prefix: str) -> None:
+    name = "19-tf61946-linux-x86-2023-info-prefix-memdelta.txt"
+    text = "\n".join(prefix + line if line else line for line in _lines(name))
+    assert parse(text) == parse(load(name))
+
+
+def test_logcat_error_level_marks_a_failure() -> None:
+    text = load("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt").split("INFO: Running")[0]
+    text += "11-25 15:02:33.123  4242  4242 E tflite  : Failed to invoke the interpreter\n"
+    with pytest.raises(OutputParseError, match="Failed to invoke the interpreter"):
+        parse(text)
+
+
+def test_all_same_short_form() -> None:
+    text = (
+        "Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.\n"
+        "count=3 curr=120(all same)\n\n"
+        "Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.\n"
+        "count=50 curr=118 (all same) p5=118 median=118 p95=118\n"
+    )
+    result = parse(text)
+    assert result.warmup == RunStats(3, 120, 120, 120, 120, 120, 0.0)
+    assert result.runs == RunStats(50, 118, 118, 118, 118, 118, 0.0, 118, 118, 118)
+
+
+def test_warnings_and_errors_of_a_successful_run_are_kept() -> None:
+    lines = _lines("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt")
+    lines.insert(1, "WARN: Unconsumed cmdline flags: --nosuchflag=1")
+    lines.insert(2, "WARNING: Attempting to use a delegate that only supports static-sized tensors")
+    lines.insert(3, "ERROR: Failed to apply XNNPACK delegate; falling back to the default kernels")
+    result = parse("\n".join(lines))
+    assert result.warnings == (
+        "Unconsumed cmdline flags: --nosuchflag=1",
+        "Attempting to use a delegate that only supports static-sized tensors",
+        "ERROR: Failed to apply XNNPACK delegate; falling back to the default kernels",
+    )
+    assert result.runs is not None and result.runs.count == 50
+
+
+@pytest.mark.parametrize(
+    ("line", "applied"),
+    [
+        ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", True),
+        ("INFO: Explicitly applied XNNPACK delegate, and the model graph will be completely executed by the delegate.", True),
+        ("INFO: Though XNNPACK delegate is explicitly applied, the model graph will not be executed by the delegate.", False),
+    ],
+)
+def test_xnnpack_lines(line: str, applied: bool) -> None:
+    lines = _lines("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt")
+    lines.insert(4, line)
+    assert parse("\n".join(lines)).xnnpack_applied is applied
+
+
+def test_not_executed_wins_over_created() -> None:
+    lines = _lines("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt")
+    lines[4:4] = [
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+        "INFO: Though XNNPACK delegate is explicitly applied, the model graph will not be executed by the delegate.",
+    ]
+    assert parse("\n".join(lines)).xnnpack_applied is False
+
+
+def test_nan_average_is_unknown_not_zero() -> None:
+    text = load("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt").replace("Warmup (avg): 117225", "Warmup (avg): -nan")
+    assert parse(text).warmup_avg_us is None
+
+
+def test_runner_lines() -> None:
+    text = load("04-ti-am62x-tflite2.20-percentiles-sci.txt")
+    text += "INFO: Timer overhead per invoke (us): 0.061\nINFO: Runner: lab device_agent (LiteRT 2.3.0)\n"
+    result = parse(text)
+    assert result.timer_overhead_us == 0.061
+    assert result.runner == "lab device_agent (LiteRT 2.3.0)"
+
+
+# ---- output that must not parse ----
+
+
+def test_empty_output() -> None:
+    for text in ("", "\n\n  \n"):
+        with pytest.raises(OutputParseError, match="empty"):
+            parse(text)
+
+
+def test_garbage_quotes_the_last_line() -> None:
+    with pytest.raises(OutputParseError, match="no measured-run stats line") as info:
+        parse("sh: benchmark_model: not found\nsomething else entirely\n")
+    assert info.value.text == "something else entirely"
+
+
+def test_run_cut_off_after_warmup() -> None:
+    """Only the warm-up's count= line: never taken for the measured runs."""
+    lines = _lines("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt")
+    cut = "\n".join(lines[: lines.index("") + 2])  # through the second "Running benchmark" line
+    with pytest.raises(OutputParseError, match="no measured-run stats line") as info:
+        parse(cut)
+    assert info.value.text.startswith("INFO: Running benchmark for at least 50 iterations")
+
+
+def test_failure_after_the_measured_runs() -> None:
+    """An invoke that failed during the runs: stats are printed, then the run is declared failed."""
+    text = load("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt")
+    text += "ERROR: Node number 3 (CONV_2D) failed to invoke.\nERROR: Benchmarking failed.\n"
+    with pytest.raises(OutputParseError) as info:
+        parse(text)
+    assert info.value.text == "ERROR: Node number 3 (CONV_2D) failed to invoke."
+
+
+def test_failure_without_error_lines_quotes_the_failure() -> None:
+    with pytest.raises(OutputParseError) as info:
+        parse("STARTING!\nGraph: [m.tflite]\nFailed to initialize the interpreter\nBenchmarking failed.\n")
+    assert info.value.text == "Failed to initialize the interpreter"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["count=50 first=12x1183 curr=1 min=1 max=2 avg=1.5 std=0", "count=50", "count=0 curr=3", "count=50 curr=nan"],
+)
+def test_malformed_count_line_is_quoted(bad: str) -> None:
+    text = load("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt").replace(
+        "count=50 first=121183 curr=115199 min=111222 max=121324 avg=116066 std=1906", bad
+    )
+    with pytest.raises(OutputParseError, match="malformed") as info:
+        parse(text)
+    assert info.value.text == f"INFO: {bad}"
+
+
+def test_measured_count_zero() -> None:
+    text = (
+        "INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.\n"
+        "INFO: count=1 curr=5\n"
+        "INFO: Running benchmark for at least 0 iterations and at least 0 seconds but terminate if exceeding 150 seconds.\n"
+        "INFO: count=0\n"
+    )
+    with pytest.raises(OutputParseError, match="measured no runs") as info:
+        parse(text)
+    assert info.value.text == "INFO: count=0"
+
+
+# ---- the writer ----
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1240270.4, "1.24027e+06"), (34825.1, "34825.1"), (137722.0, "137722"), (0.0612, "0.0612"), (0.0, "0")],
+)
+def test_format_number_is_cpp_ostream(value: float, text: str) -> None:
+    assert format_number(value) == text
+
+
+@pytest.mark.parametrize(
+    ("run", "text"),
+    [
+        (stats(50, 977738, 964908, 911877, 1112273, 971535, 39112), "count=50 first=977738 curr=964908 min=911877 max=1.11227e+06 avg=971535 std=39112"),
+        (stats(50, 1249964, 1240143, 1238588, 1252566, 1240270, 2565, 1238753, 1239807, 1247415),
+         "count=50 first=1.24996e+06 curr=1.24014e+06 min=1.23859e+06 max=1.25257e+06 avg=1.24027e+06 std=2565 "
+         "p5=1.23875e+06 median=1.23981e+06 p95=1.24742e+06"),
+        (one_run(146161), "count=1 curr=146161"),
+        (one_run(2.5, pct=True), "count=1 curr=2.5 p5=2.5 median=2.5 p95=2.5"),
+        (RunStats(4, 7.0, 7.0, 7.0, 7.0, 7.0, 0.0), "count=4 curr=7(all same)"),
+        (RunStats(0, math.nan), "count=0"),
+    ],
+)  # fmt: skip
+def test_format_stats(run: RunStats, text: str) -> None:
+    assert format_stats(run) == text
+
+
+def test_written_lines_parse_back() -> None:
+    warmup = one_run(33.0, pct=True)
+    runs = stats(40, 16.9, 2.24, 2.16, 42.4, 2.26, 0.566, 2.21, 2.24, 2.28)
+    text = "\n".join(
+        "INFO: " + line
+        for line in (
+            format_running(1, 0.5, 150),
+            format_stats(warmup),
+            format_running(40, 1, 150),
+            format_stats(runs),
+            format_inference_timings(1218.2, 33.0, 33.0, 2.26),
+            format_memory_delta(3.28, 15.3),
+            format_periodic_peak(50.1),
+            format_timer_overhead(0.06),
+            format_runner("lab device_agent (LiteRT 2.3.0)"),
+        )
+    )
+    assert parse(text) == BenchmarkResult(
+        runs=runs, warmup=warmup, init_us=1218.2, first_inference_us=33.0, warmup_avg_us=33.0,
+        inference_avg_us=2.26, memory_delta_init_mb=3.28, memory_delta_overall_mb=15.3,
+        periodic_peak_memory_mb=50.1, timer_overhead_us=0.06, runner="lab device_agent (LiteRT 2.3.0)",
+    )  # fmt: skip
