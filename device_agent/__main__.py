@@ -10,6 +10,7 @@ commands:
   emulator   serve an emulated Android device over the ADB device protocol
   bench      benchmark a .tflite model with LiteRT + XNNPACK (benchmark_model's flags and output)
   facts      print this machine's CPU, frequencies, thermal zones and memory
+  qemu       arm64 userland under QEMU: prepare [DIR], bench, info
 """
 
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         from device_agent.bench import main as run
     elif command == "facts":
         from device_agent.facts import main as run
+    elif command == "qemu":
+        from device_agent.qemu import main as run
     else:
         print(f"unknown command {command!r}\n{USAGE}", file=sys.stderr, end="")
         return 2

@@ -11,7 +11,11 @@ Differences, all additive:
   sub-µs digits (benchmark_model prints whole µs), because a one-op model takes about 1 µs;
 - ``Timer overhead per invoke (us): …`` — the median cost of the clock reads and a Python call,
   which every sample includes — and ``Runner: …`` name this runner;
-- ``--samples_file PATH`` writes every measured per-invoke time (µs, one a line).
+- ``--samples_file PATH`` writes every measured per-invoke time (µs, one a line);
+- ``--count_instructions`` (default on under the lab's QEMU emulation, see ``device_agent.qemu``)
+  prints one more line, the guest instructions per inference that the lab's QEMU plugin counted
+  (``Instructions per inference (emulated, qemu-user neoverse-n1): first=… min=… median=…
+  count=…``), or why they are unavailable; the times are measured as without it.
 
 numpy and ai-edge-litert are imported inside the functions that need them.
 """
@@ -25,14 +29,17 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from device_agent.errors import RunnerError
 from device_agent.output import (
     FAILED,
     MEMORY_NOTE,
+    InstructionCounts,
     RunStats,
     format_inference_timings,
+    format_instructions,
+    format_instructions_unavailable,
     format_memory_delta,
     format_number,
     format_periodic_peak,
@@ -42,9 +49,13 @@ from device_agent.output import (
     format_timer_overhead,
 )
 
+if TYPE_CHECKING:
+    from device_agent.qemu.counter import RegionCounter
+
 __all__ = ["BenchFlags", "BenchmarkFailed", "ParsedArgs", "main", "parse_flags", "summarize", "timer_overhead_us"]
 
 INPUT_SEED = 0  # random inputs are the same on every run and every device
+CALIBRATION_RUNS = 20  # empty counted regions that measure the markers' own instructions
 _TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every .tflite
 
 
@@ -68,6 +79,7 @@ class BenchFlags:
     use_xnnpack: bool = True
     report_peak_memory_footprint: bool = False
     samples_file: str = ""
+    count_instructions: bool = False  # parse_flags's default is true under the lab's QEMU emulation
 
 
 _HELP = {
@@ -82,6 +94,7 @@ _HELP = {
     "use_xnnpack": "apply the XNNPACK delegate (true/false/1/0)",
     "report_peak_memory_footprint": "also print the peak memory footprint (true/false/1/0)",
     "samples_file": "write every measured per-invoke time (us), one a line, to this file",
+    "count_instructions": "print guest instructions per inference (the lab's QEMU plugin; default true under it)",
 }
 
 # benchmark_model's names for the parameters it lists when they are set on the command line.
@@ -94,6 +107,7 @@ _PARAM_TITLES = {
     "warmup_min_secs": "Min warmup runs duration (seconds)",
     "report_peak_memory_footprint": "Report the peak memory footprint",
     "samples_file": "Samples file",
+    "count_instructions": "Count instructions",
 }
 
 _HELP_ARGS = frozenset({"--help", "-h", "--help=true", "--help=1"})
@@ -118,11 +132,13 @@ class ParsedArgs:
     duplicates: tuple[str, ...]  # flag names given more than once (the first value wins)
 
 
-def parse_flags(argv: Sequence[str]) -> ParsedArgs:
+def parse_flags(argv: Sequence[str], *, count_default: bool = False) -> ParsedArgs:
     """Read ``--name=value`` flags as benchmark_model's command-line parser does.
 
     Booleans take true/false/1/0. An argument that is no known ``--name=value`` (a typo, a bare
     ``--flag``, a positional word) is returned in ``unconsumed``; the run goes on with it reported.
+    ``count_default`` is ``--count_instructions``'s value when it is not given (``main`` passes
+    true under the lab's QEMU emulation).
 
     Raises:
         BenchmarkFailed: a known flag with a value of the wrong type, e.g. ``--num_runs=ten``.
@@ -141,9 +157,11 @@ def parse_flags(argv: Sequence[str]) -> ParsedArgs:
                 duplicates.append(name)
             continue
         values[name] = _convert(name, raw, types[name], arg)
+    explicit = frozenset(values)
+    values.setdefault("count_instructions", count_default)
     return ParsedArgs(
         flags=BenchFlags(**values),
-        explicit=frozenset(values),
+        explicit=explicit,
         unconsumed=tuple(unconsumed),
         duplicates=tuple(duplicates),
     )
@@ -231,22 +249,40 @@ def timer_overhead_us(iterations: int = 20_000) -> float:
     return ordered[iterations // 2] / 1000.0
 
 
-def _run_loop(invoke: Callable[[], object], min_runs: int, min_secs: float, max_secs: float, delay_s: float) -> array[int]:
-    """benchmark_model's ``Run``: at least min_runs runs and min_secs, at most max_secs."""
+def _nothing() -> None:
+    return None
+
+
+def _run_loop(
+    invoke: Callable[[], object],
+    min_runs: int,
+    min_secs: float,
+    max_secs: float,
+    delay_s: float,
+    marks: tuple[Callable[[], object], Callable[[], object]] = (_nothing, _nothing),
+) -> array[int]:
+    """benchmark_model's ``Run``: at least min_runs runs and min_secs, at most max_secs.
+
+    ``marks`` (start, stop) enclose each timed invoke outside the clock reads: the instruction
+    counter's markers, which so never add to the times.
+    """
     clock = time.perf_counter_ns
     samples: array[int] = array("q")
     append = samples.append
+    start, stop = marks
     now = clock()
     min_finish = now + int(min_secs * 1e9)
     max_finish = now + int(max_secs * 1e9)
     run = 0
     while (run < min_runs or now < min_finish) and now <= max_finish:
+        start()
         t0 = clock()
         try:
             invoke()
         except (RuntimeError, ValueError) as exc:
             raise BenchmarkFailed(*_message_lines(exc), "Failed to invoke the interpreter") from exc
         now = clock()
+        stop()
         append(now - t0)
         if delay_s > 0:
             time.sleep(delay_s)
@@ -379,7 +415,7 @@ def _log_params(log: _Log, parsed: ParsedArgs) -> None:
     log.info(f"Graph: [{f.graph}]")
     log.info(f"#threads used for CPU inference: [{f.num_threads}]")
     log.info(f"Use xnnpack: [{shown('use_xnnpack')}]")
-    for name in ("report_peak_memory_footprint", "samples_file"):
+    for name in ("report_peak_memory_footprint", "samples_file", "count_instructions"):
         if name in explicit:
             log.info(f"{_PARAM_TITLES[name]}: [{shown(name)}]")
 
@@ -439,6 +475,78 @@ def _load(flags: BenchFlags, log: _Log) -> Any:
     return interpreter
 
 
+class _Counting:
+    """``--count_instructions``: the counter's markers around every invoke, and the resulting line.
+
+    Off, it marks nothing and prints nothing. On, empty regions first (``CALIBRATION_RUNS``) show
+    whether a plugin answers at all and measure the markers' own instructions, the smallest of
+    them, which is subtracted from every count. When counting fails the times still come, and the
+    line says why the counts are unavailable.
+    """
+
+    def __init__(self, enabled: bool, max_secs: float) -> None:
+        self.enabled = enabled
+        self.label = ""
+        self.counter: RegionCounter | None = None
+        self.reason = "nothing was counted"
+        self.overhead = 0
+        if not enabled:
+            return
+        from device_agent.qemu.counter import NOT_ANSWERED, emulation_label, open_counter
+
+        self.label = emulation_label()
+        opened = open_counter()
+        if isinstance(opened, str):
+            self.reason = opened
+            return
+        self.counter = opened
+        _run_loop(_nothing, CALIBRATION_RUNS, 0.0, max_secs, 0.0, self.marks)
+        empty = opened.take()
+        if len(empty) == CALIBRATION_RUNS:
+            self.overhead = min(empty)
+        else:
+            self._give_up(f"the plugin counted {len(empty)} of {CALIBRATION_RUNS} regions" if empty else NOT_ANSWERED)
+
+    @property
+    def marks(self) -> tuple[Callable[[], object], Callable[[], object]]:
+        return (self.counter.start, self.counter.stop) if self.counter is not None else (_nothing, _nothing)
+
+    def take(self, runs: int) -> list[int]:
+        """The counts of the last ``runs`` invokes less the markers' overhead; [] when not counting."""
+        if self.counter is None:
+            return []
+        counts = self.counter.take()
+        if len(counts) != runs:
+            self._give_up(f"the plugin counted {len(counts)} of {runs} invokes")
+            return []
+        return [max(0, count - self.overhead) for count in counts]
+
+    def line(self, warmup: list[int], measured: list[int]) -> str | None:
+        if not self.enabled:
+            return None
+        if not measured:
+            return format_instructions_unavailable(self.label, self.reason)
+        ordered = sorted(measured)
+        counts = InstructionCounts(
+            first=(warmup or measured)[0],
+            min=ordered[0],
+            median=ordered[(len(ordered) - 1) // 2],  # the lower median: a whole number of instructions
+            count=len(measured),
+            label=self.label,
+            overhead=self.overhead,
+        )
+        return format_instructions(counts)
+
+    def _give_up(self, reason: str) -> None:
+        self.close()
+        self.reason = reason
+
+    def close(self) -> None:
+        if self.counter is not None:
+            self.counter.close()
+            self.counter = None
+
+
 def _measure(flags: BenchFlags, log: _Log, samples_file: TextIO | None) -> None:
     start_mb = _max_rss_mb()
     started = time.perf_counter_ns()
@@ -448,17 +556,30 @@ def _measure(flags: BenchFlags, log: _Log, samples_file: TextIO | None) -> None:
     log.info(f"Initialized session in {format_number(init_us / 1000.0)}ms.")
     _random_inputs(interpreter)
     overhead_us = timer_overhead_us()
-
-    invoke = interpreter.invoke
-    log.info(format_running(flags.warmup_runs, flags.warmup_min_secs, flags.max_secs))
-    warmup = summarize(_run_loop(invoke, flags.warmup_runs, flags.warmup_min_secs, flags.max_secs, flags.run_delay))
-    log.info(format_stats(warmup))
-    log.info()
-    log.info(format_running(flags.num_runs, flags.min_secs, flags.max_secs))
-    # At least one run: _validate refuses num_runs=0 with min_secs=0, and the loop's first
-    # check passes even with max_secs=0.
-    samples = _run_loop(invoke, flags.num_runs, flags.min_secs, flags.max_secs, flags.run_delay)
-    end_mb = _max_rss_mb()  # before summarizing, whose arrays are the runner's, not the model's
+    counting = _Counting(flags.count_instructions, flags.max_secs)
+    if counting.counter is not None and flags.num_threads > 1:
+        log.warn(
+            f"Instruction counts with --num_threads={flags.num_threads} include the worker threads' waiting "
+            "and vary from run to run: use --num_threads=1 for exact counts"
+        )
+    try:
+        invoke = interpreter.invoke
+        log.info(format_running(flags.warmup_runs, flags.warmup_min_secs, flags.max_secs))
+        warmup_samples = _run_loop(
+            invoke, flags.warmup_runs, flags.warmup_min_secs, flags.max_secs, flags.run_delay, counting.marks
+        )
+        warmup_counts = counting.take(len(warmup_samples))
+        warmup = summarize(warmup_samples)
+        log.info(format_stats(warmup))
+        log.info()
+        log.info(format_running(flags.num_runs, flags.min_secs, flags.max_secs))
+        # At least one run: _validate refuses num_runs=0 with min_secs=0, and the loop's first
+        # check passes even with max_secs=0.
+        samples = _run_loop(invoke, flags.num_runs, flags.min_secs, flags.max_secs, flags.run_delay, counting.marks)
+        end_mb = _max_rss_mb()  # before summarizing, whose arrays are the runner's, not the model's
+        counts = counting.take(len(samples))
+    finally:
+        counting.close()
     runs = summarize(samples)
     log.info(format_stats(runs))
     log.info()
@@ -473,8 +594,17 @@ def _measure(flags: BenchFlags, log: _Log, samples_file: TextIO | None) -> None:
         log.info(format_memory_delta(init_mb - start_mb, end_mb - start_mb))
         if flags.report_peak_memory_footprint:
             log.info(format_periodic_peak(end_mb))
+    instructions = counting.line(warmup_counts, counts)
+    if instructions is not None:
+        log.info(instructions)
     log.info(format_timer_overhead(overhead_us))
     log.info(format_runner(f"lab device_agent (LiteRT {_litert_version()})"))
+
+
+def _counting_requested() -> bool:
+    from device_agent.qemu.counter import counting_requested
+
+    return counting_requested()
 
 
 def _value(value: float | None) -> float:
@@ -498,7 +628,7 @@ def main(argv: list[str], out: TextIO | None = None) -> int:
         return 0
     log.info("STARTING!")
     try:
-        parsed = parse_flags(argv)
+        parsed = parse_flags(argv, count_default=_counting_requested())
         if parsed.duplicates:
             log.warn(f"Duplicate flags: {', '.join(parsed.duplicates)}")
         if parsed.unconsumed:

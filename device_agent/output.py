@@ -33,8 +33,15 @@ and a failed run ends with ``ERROR: …`` lines and ``Benchmarking failed.``::
 
 Older versions lack the ``INFO: `` prefix and the percentiles, print ``Average inference timings in
 us: Warmup: …, Init: …, Inference: …`` (or ``no stats: …``) and ``Peak memory footprint (MB)``;
-copied output may be indented or carry logcat prefixes. The device agent's runner adds two lines of
-its own: ``Timer overhead per invoke (us): …`` and ``Runner: …``.
+copied output may be indented or carry logcat prefixes. The device agent's runner adds lines of its
+own: ``Timer overhead per invoke (us): …`` and ``Runner: …``, and under the lab's QEMU emulation (or
+with ``--count_instructions=true``) one line of guest instructions per inference::
+
+    INFO: Instructions per inference (emulated, qemu-user neoverse-n1): first=77011 min=75672 median=75672 count=50 overhead=1183
+
+or, when they cannot be counted, the reason::
+
+    INFO: Instructions per inference (emulated, qemu-user neoverse-n1): unavailable (the QEMU counting plugin did not load: …)
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from device_agent.errors import OutputParseError
 
 __all__ = [
     "RunStats",
+    "InstructionCounts",
     "BenchmarkResult",
     "parse",
     "format_number",
@@ -58,6 +66,8 @@ __all__ = [
     "format_periodic_peak",
     "format_timer_overhead",
     "format_runner",
+    "format_instructions",
+    "format_instructions_unavailable",
     "MEMORY_NOTE",
     "FAILED",
 ]
@@ -85,6 +95,25 @@ class RunStats:
 
 
 @dataclass(frozen=True)
+class InstructionCounts:
+    """Guest instructions per inference, counted by the lab's QEMU plugin: exact and repeatable.
+
+    ``first`` is the first inference (the first warm-up run, as benchmark_model's "First
+    inference"); ``min`` and ``median`` (the lower median, a whole number) are over the ``count``
+    measured runs. ``overhead`` is what each counted region spent outside the inference (the
+    runner's markers), already subtracted. ``label`` says where they come from, e.g. ``emulated,
+    qemu-user neoverse-n1``: an emulated core's instruction count, never a phone's time.
+    """
+
+    first: int
+    min: int
+    median: int
+    count: int
+    label: str
+    overhead: int | None = None
+
+
+@dataclass(frozen=True)
 class BenchmarkResult:
     """Everything one benchmark_model run printed that the lab keeps, in µs and MB.
 
@@ -109,6 +138,8 @@ class BenchmarkResult:
     model_size_mb: float | None = None
     timer_overhead_us: float | None = None  # device agent runner only: clock + call overhead per invoke
     runner: str | None = None  # device agent runner only: its name and LiteRT version
+    instructions: InstructionCounts | None = None  # device agent runner under the lab's QEMU plugin only
+    instructions_unavailable: str | None = None  # why the runner, asked to count, could not
     warnings: tuple[str, ...] = ()
 
 
@@ -185,6 +216,18 @@ def format_runner(name: str) -> str:
     return f"Runner: {name}"
 
 
+def format_instructions(counts: InstructionCounts) -> str:
+    line = (
+        f"Instructions per inference ({counts.label}): first={counts.first} min={counts.min} "
+        f"median={counts.median} count={counts.count}"
+    )
+    return line if counts.overhead is None else f"{line} overhead={counts.overhead}"
+
+
+def format_instructions_unavailable(label: str, reason: str) -> str:
+    return f"Instructions per inference ({label}): unavailable ({' '.join(reason.split())})"
+
+
 # ---------------------------------------------------------------------------------------------
 # Parser
 
@@ -232,6 +275,12 @@ _XNNPACK_APPLIED = re.compile(
 _XNNPACK_NOT_APPLIED = re.compile(r"^Though XNNPACK delegate is explicitly applied, the model graph will not be executed")
 _TIMER_OVERHEAD = re.compile(rf"^Timer overhead per invoke \(us\): (?P<us>{_NUM})\s*$")
 _RUNNER = re.compile(r"^Runner: (?P<name>\S.*?)\s*$")
+_INSTRUCTIONS_PREFIX = "Instructions per inference ("
+_INSTRUCTIONS = re.compile(
+    r"^Instructions per inference \((?P<label>[^()]+)\): (?:"
+    r"first=(?P<first>\d+) min=(?P<min>\d+) median=(?P<median>\d+) count=(?P<count>\d+)(?: overhead=(?P<overhead>\d+))?"
+    r"|unavailable \((?P<reason>.*)\))\s*$"
+)
 _DUPLICATE_FLAGS = re.compile(r"^Duplicate flags: ")
 _FAILED = re.compile(r"^(?:Benchmarking failed\.|Failed to initialize the interpreter|Failed to allocate tensors)")
 
@@ -349,12 +398,29 @@ class _Scan:
             self.xnnpack_applied = self.xnnpack_applied is not False
         elif m := _RUNNER.match(line):
             self.fields["runner"] = m["name"]
+        elif line.startswith(_INSTRUCTIONS_PREFIX):
+            self._instructions(line)
         elif _FAILED.match(line):
             self.failure = self.failure or self.last
         elif severity == "ERROR":
             self.errors.append(self.last)
         elif severity == "WARN" or _DUPLICATE_FLAGS.match(line):
             self.warnings.append(line)
+
+    def _instructions(self, line: str) -> None:
+        m = _INSTRUCTIONS.match(line)
+        if m is None:
+            raise OutputParseError("benchmark_model output has a malformed instructions line", _quote(self.last))
+        if m["reason"] is not None:
+            self.fields["instructions_unavailable"] = m["reason"]
+            return
+        counts = InstructionCounts(
+            first=int(m["first"]), min=int(m["min"]), median=int(m["median"]), count=int(m["count"]),
+            label=m["label"], overhead=int(m["overhead"]) if m["overhead"] is not None else None,
+        )  # fmt: skip
+        if counts.count == 0 or counts.min > counts.median:
+            raise OutputParseError("benchmark_model output has inconsistent instruction counts", _quote(self.last))
+        self.fields["instructions"] = counts
 
 
 def parse(text: str) -> BenchmarkResult:

@@ -25,14 +25,14 @@ def bench(*args: str) -> tuple[int, str]:
     return main(list(args), out=out), out.getvalue()
 
 
-def bench_process(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def bench_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "device_agent", "bench", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **(env or {})},
     )
 
 
@@ -69,7 +69,7 @@ def test_flag_forms() -> None:
     assert parsed.explicit == {"graph", "num_threads", "min_secs", "use_xnnpack", "report_peak_memory_footprint"}
 
 
-@pytest.mark.parametrize("arg", ["--num_runs=ten", "--num_runs=1.5", "--min_secs=fast", "--min_secs=nan", "--min_secs=1_0", "--use_xnnpack=yes"])
+@pytest.mark.parametrize("arg", ["--count_instructions=on", "--num_runs=ten", "--num_runs=1.5", "--min_secs=fast", "--min_secs=nan", "--min_secs=1_0", "--use_xnnpack=yes"])
 def test_bad_flag_values(arg: str) -> None:
     with pytest.raises(BenchmarkFailed, match=f"Failed to parse flag '.*' against argv '{arg}'"):
         parse_flags([arg])
@@ -184,7 +184,7 @@ def test_help_lists_every_flag() -> None:
     status, text = bench("--help")
     assert status == 0
     for name in ("graph", "num_threads", "num_runs", "min_secs", "max_secs", "warmup_runs", "warmup_min_secs",
-                 "run_delay", "use_xnnpack", "report_peak_memory_footprint", "samples_file"):  # fmt: skip
+                 "run_delay", "use_xnnpack", "report_peak_memory_footprint", "samples_file", "count_instructions"):  # fmt: skip
         assert f"--{name}=" in text
 
 
@@ -253,7 +253,7 @@ def test_bad_arguments(args: tuple[str, ...], error: str) -> None:
 
 def test_stdlib_only_at_import_and_no_host() -> None:
     code = (
-        "import sys, device_agent.bench, device_agent.output, device_agent.facts, device_agent.__main__\n"
+        "import sys, device_agent.bench, device_agent.output, device_agent.facts, device_agent.__main__, device_agent.qemu\n"
         "print(sorted(m for m in ('numpy', 'ai_edge_litert', 'host') if m in sys.modules))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
@@ -264,3 +264,44 @@ def test_stdlib_only_at_import_and_no_host() -> None:
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert proc.stdout.strip() == "False"
+
+
+# ---- --count_instructions: guest instructions per inference under the lab's QEMU plugin ----
+# The runs under QEMU itself are in test_qemu.py; here, the runner where no plugin answers.
+
+INSTRUCTIONS = "INFO: Instructions per inference ("
+
+
+def test_no_instruction_line_by_default() -> None:
+    status, text = bench(f"--graph={ADD}", "--num_runs=2", *QUICK)
+    assert status == 0 and INSTRUCTIONS not in text
+    assert parse(text).instructions is None and parse(text).instructions_unavailable is None
+
+
+def test_counting_without_qemu_gives_times_and_says_why_not() -> None:
+    status, text = bench(f"--graph={ADD}", "--num_runs=3", *QUICK, "--count_instructions=true")
+    assert status == 0 and "INFO: Count instructions: [1]" in text
+    [line] = [line for line in text.splitlines() if line.startswith(INSTRUCTIONS)]
+    assert line.startswith("INFO: Instructions per inference (not emulated): unavailable (no QEMU counting plugin answered")
+    result = parse(text)
+    assert result.instructions is None
+    assert result.instructions_unavailable is not None and "lab's QEMU emulation" in result.instructions_unavailable
+    assert result.runs is not None and result.runs.count == 3
+
+
+def test_counting_is_the_default_under_the_command_builders_environment(tmp_path: Path) -> None:
+    """The command builder's variables turn counting on; a plugin that did not load is reported, times still come."""
+    env = {"LAB_EMULATION": "qemu-user neoverse-n1", "LAB_QEMU_COUNTING": "unavailable: plugin x.so (bad) did not load"}
+    proc = bench_process(f"--graph={ADD}", "--num_runs=2", *QUICK, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout
+    assert "INFO: Instructions per inference (emulated, qemu-user neoverse-n1): unavailable (plugin x.so (bad) did not load)\n" in proc.stdout
+    result = parse(proc.stdout)
+    assert result.instructions_unavailable == "plugin x.so (bad) did not load" and result.runs is not None
+
+    env["LAB_QEMU_COUNTING"] = "plugin"  # said to be loaded, but nothing answers the markers
+    proc = bench_process(f"--graph={ADD}", "--num_runs=2", *QUICK, cwd=tmp_path, env=env)
+    assert parse(proc.stdout).instructions_unavailable is not None
+    assert "no QEMU counting plugin answered" in parse(proc.stdout).instructions_unavailable
+
+    proc = bench_process(f"--graph={ADD}", "--num_runs=2", *QUICK, "--count_instructions=0", cwd=tmp_path, env=env)
+    assert proc.returncode == 0 and INSTRUCTIONS not in proc.stdout

@@ -11,8 +11,11 @@ import pytest
 from device_agent.errors import OutputParseError
 from device_agent.output import (
     BenchmarkResult,
+    InstructionCounts,
     RunStats,
     format_inference_timings,
+    format_instructions,
+    format_instructions_unavailable,
     format_memory_delta,
     format_number,
     format_periodic_peak,
@@ -331,3 +334,90 @@ def test_written_lines_parse_back() -> None:
         inference_avg_us=2.26, memory_delta_init_mb=3.28, memory_delta_overall_mb=15.3,
         periodic_peak_memory_mb=50.1, timer_overhead_us=0.06, runner="lab device_agent (LiteRT 2.3.0)",
     )  # fmt: skip
+
+
+# ---- instructions per inference (the runner under the lab's QEMU plugin) ----
+
+# The runner on the guide's pruned model in the arm64 userland under qemu-aarch64 -cpu neoverse-n1.
+QEMU_PRUNED = """\
+INFO: STARTING!
+INFO: Log parameter values verbosely: [0]
+INFO: Min num runs: [50]
+INFO: Num threads: [-1]
+INFO: Graph: [pruned.tflite]
+INFO: #threads used for CPU inference: [-1]
+INFO: Use xnnpack: [1]
+INFO: Loaded model pruned.tflite
+INFO: Explicitly applied XNNPACK delegate, and the model graph will be completely executed by the delegate.
+INFO: The input model file size (MB): 0.010904
+INFO: Initialized session in 745.439ms.
+INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+INFO: count=318 first=16483.1 curr=5118.98 min=943.237 max=16483.1 avg=1551.97 std=1590.86 p5=948.284 median=991.614 p95=5120.64
+
+INFO: Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
+INFO: count=836 first=3091.5 curr=974.613 min=930.598 max=5716.06 avg=1187.66 std=857.378 p5=937.223 median=969.912 p95=2679.2
+
+INFO: Inference timings in us: Init: 745439, First inference: 16483.1, Warmup (avg): 1551.97, Inference (avg): 1187.66
+INFO: Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the actual memory footprint of the model at runtime. Take the information at your discretion.
+INFO: Memory footprint delta from the start of the tool (MB): init=48.7266 overall=56.4766
+INFO: Instructions per inference (emulated, qemu-user neoverse-n1): first=77300 min=74609 median=74662 count=836 overhead=2184
+INFO: Timer overhead per invoke (us): 0.691
+INFO: Runner: lab device_agent (LiteRT 2.3.0)
+"""
+UNAVAILABLE_REASON = "the QEMU counting plugin did not load: Could not load plugin /x/libinsn_count.so: invalid ELF header (ok?)"
+
+
+def test_instructions_line_of_a_real_qemu_run() -> None:
+    result = parse(QEMU_PRUNED)
+    assert result.instructions == InstructionCounts(
+        first=77300, min=74609, median=74662, count=836, label="emulated, qemu-user neoverse-n1", overhead=2184
+    )
+    assert result.instructions_unavailable is None
+    assert result.runs is not None and result.runs.count == 836  # the times are there as always
+    assert result.warnings == ()
+
+
+def test_instructions_unavailable_keeps_the_reason_and_the_times() -> None:
+    line = format_instructions_unavailable("emulated, qemu-user neoverse-n1", UNAVAILABLE_REASON)
+    text = QEMU_PRUNED.replace(QEMU_PRUNED.splitlines()[-3], "INFO: " + line)
+    result = parse(text)
+    assert result.instructions is None
+    assert result.instructions_unavailable == UNAVAILABLE_REASON  # parentheses inside the reason survive
+    assert result.inference_avg_us == 1187.66
+
+
+def test_outputs_without_the_line_have_no_instructions() -> None:
+    result = parse(load("04-ti-am62x-tflite2.20-percentiles-sci.txt"))
+    assert result.instructions is None and result.instructions_unavailable is None
+
+
+def test_instructions_line_without_overhead_and_with_prefixes() -> None:
+    line = "I/tflite  ( 1234): Instructions per inference (emulated, qemu-user cortex-a72): first=9 min=7 median=8 count=3"
+    result = parse(load("04-ti-am62x-tflite2.20-percentiles-sci.txt") + line + "\n")
+    assert result.instructions == InstructionCounts(9, 7, 8, 3, "emulated, qemu-user cortex-a72", None)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "Instructions per inference (emulated, qemu-user neoverse-n1): first=1 min=2",
+        "Instructions per inference (emulated, qemu-user neoverse-n1): first=1 min=2 median=3 count=x",
+        "Instructions per inference (emulated, qemu-user neoverse-n1): first=-1 min=2 median=3 count=4",
+        "Instructions per inference (emulated, qemu-user neoverse-n1) first=1 min=2 median=3 count=4",
+        "Instructions per inference (): first=1 min=2 median=3 count=4",
+        "Instructions per inference (emulated): first=1 min=5 median=3 count=4",
+        "Instructions per inference (emulated): first=1 min=1 median=1 count=0",
+        "Instructions per inference (emulated): unavailable",
+    ],
+)
+def test_malformed_instructions_line_is_quoted(bad: str) -> None:
+    with pytest.raises(OutputParseError, match="instruction") as info:
+        parse(QEMU_PRUNED.replace(QEMU_PRUNED.splitlines()[-3], "INFO: " + bad))
+    assert info.value.text == "INFO: " + bad
+
+
+def test_instructions_line_parses_back() -> None:
+    counts = InstructionCounts(first=124093, min=121286, median=121290, count=50, label="emulated, qemu-user neoverse-n1", overhead=2184)
+    text = load("04-ti-am62x-tflite2.20-percentiles-sci.txt") + "INFO: " + format_instructions(counts) + "\n"
+    assert parse(text).instructions == counts
+    assert parse(text.replace(" overhead=2184", "")).instructions == InstructionCounts(124093, 121286, 121290, 50, counts.label)
