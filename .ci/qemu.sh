@@ -22,4 +22,4 @@ fi
 
 dest="${LAB_QEMU_CACHE:-$HOME/.cache/lab/qemu-arm64}"
 echo "== arm64 userland in $dest"
-$sudo env "PATH=$PATH" "$python" -c 'import sys; from device_agent.qemu import main; sys.exit(main(sys.argv[1:]))' prepare "$dest"
+$sudo env "PATH=$PATH" "$python" -m device_agent qemu prepare "$dest"

@@ -14,7 +14,6 @@ import platform
 import posixpath
 import re
 import stat
-import sys
 import time
 from typing import Callable
 
@@ -480,6 +479,7 @@ def _mode_change(spec: str) -> Callable[[int], int]:
 
 @_command("benchmark_model")
 def _benchmark_model(call: Call) -> int:
-    """benchmark_model on the device's PATH: the device agent's LiteRT runner (``python -m device_agent bench``)."""
-    head = [sys.executable, "-m", "device_agent", "bench"]
-    return run_process(call, head, {"PYTHONUNBUFFERED": "1"})
+    """benchmark_model on the device's PATH: the device agent's LiteRT runner (``python -m device_agent bench``),
+    on this machine's CPU or, on an arm64 device, inside the arm64 userland under QEMU."""
+    runner = call.shell.device.runner
+    return run_process(call, list(runner.head), dict(runner.env))

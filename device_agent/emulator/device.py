@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 
 from device_agent.emulator.props import FEATURES
 from device_agent.emulator.sandbox import Sandbox
 
-__all__ = ["Device", "ProcessRegistry"]
+__all__ = ["Device", "ProcessRegistry", "Runner", "NATIVE_RUNNER"]
 
 
 class ProcessRegistry:
@@ -46,9 +47,22 @@ class ProcessRegistry:
             self.kill(process)
 
 
+@dataclass(frozen=True)
+class Runner:
+    """How the shell's built-in benchmark_model starts: argv before the flags, and extra environment."""
+
+    head: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+
+
+NATIVE_RUNNER = Runner((sys.executable, "-m", "device_agent", "bench"), (("PYTHONUNBUFFERED", "1"),))
+"""The device agent's runner on this machine's own CPU."""
+
+
 @dataclass
 class Device:
     sandbox: Sandbox
     props: dict[str, str]
     features: tuple[str, ...] = FEATURES
+    runner: Runner = NATIVE_RUNNER
     processes: ProcessRegistry = field(default_factory=ProcessRegistry)

@@ -29,7 +29,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from device_agent.emulator.device import Device
+from device_agent.emulator.device import NATIVE_RUNNER, Device, Runner
+from device_agent.errors import AgentError
 from device_agent.emulator.props import banner, device_props
 from device_agent.emulator.sandbox import DEVICE_TMP, Sandbox
 from device_agent.emulator.services import open_service
@@ -53,7 +54,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--facts-root", type=Path, default=Path("/"),
                         help="where the read-only /proc and /sys views come from (default /; a captured tree for tests)")
     parser.add_argument("--trace", action="store_true", help="log every packet's header and payload start to stderr")
+    parser.add_argument("--arch", choices=("native", "arm64"), default="native",
+                        help="native: this machine's CPU; arm64: benchmark_model runs in an arm64 userland under QEMU")
+    parser.add_argument("--cpu", default=None,
+                        help="arm64 only: the emulated core (default neoverse-n1; see python -m device_agent qemu info)")
+    parser.add_argument("--userland", type=Path, default=None,
+                        help="arm64 only: the prepared userland (default $LAB_QEMU_CACHE or ~/.cache/lab/qemu-arm64)")
     return parser
+
+
+def _device(args: argparse.Namespace, root: Path) -> Device:
+    """The device the options describe; an arm64 one runs its benchmark_model under QEMU.
+
+    Raises:
+        AgentError: arm64 without a prepared userland (the message names the prepare command), or
+            an unknown CPU.
+    """
+    if args.arch == "native":
+        if args.cpu or args.userland:
+            raise AgentError("--cpu and --userland apply to --arch arm64 only")
+        return Device(Sandbox(root, args.facts_root), device_props(args.model, facts_root=args.facts_root), runner=NATIVE_RUNNER)
+    from device_agent.qemu import CPUS, DEFAULT_CPU, default_dest, require_userland
+
+    cpu = args.cpu or DEFAULT_CPU
+    if cpu not in CPUS:
+        raise AgentError(f"unknown --cpu {cpu!r}: choose one of {', '.join(CPUS)}")
+    userland = require_userland(args.userland or default_dest())
+    head, env = userland.bench_command([], cpu=cpu)
+    # The guest sees the emulated core's /proc/cpuinfo; so does the device's shell.
+    facts_root = userland.view(cpu) if args.facts_root == Path("/") else args.facts_root
+    props = device_props(
+        args.model, facts_root=facts_root, abi="arm64-v8a", soc_model=cpu, soc_manufacturer="ARM (emulated)",
+        emulation=f"qemu-user {cpu}",
+    )
+    return Device(Sandbox(root, facts_root), props, runner=Runner(tuple(head), tuple(sorted(env.items()))))
 
 
 class DeviceServer(socketserver.ThreadingTCPServer):
@@ -138,7 +172,11 @@ def main(argv: list[str]) -> int:
     root = Path(tempfile.mkdtemp(prefix="lab-device-")) if temporary else args.root
     try:
         root.mkdir(parents=True, exist_ok=True)
-        device = Device(Sandbox(root, args.facts_root), device_props(args.model, facts_root=args.facts_root))
+        try:
+            device = _device(args, root)
+        except AgentError as e:
+            log.error("%s", e)
+            return 2
         try:
             server = DeviceServer((args.host, args.port), device, trace=args.trace)
         except OSError as e:
