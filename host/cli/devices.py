@@ -1,9 +1,85 @@
-"""`lab devices` (not yet wired)."""
+"""``lab devices [--json]``: every device adb knows, with its facts or what to do about it."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from host.cli.options import JsonOpt
+from host.devices import DeviceEntry, adb_client, list_devices, server_address
+from host.records import DeviceFacts, to_jsonable
+from host.report import stdout_console
+
+__all__ = ["register"]
+
+
+def _cores(facts: DeviceFacts) -> str:
+    if not facts.cores:
+        return "—"
+    freqs = Counter(f for f in facts.max_freqs_khz if f)
+    if not freqs:
+        return str(facts.cores)
+    groups = " + ".join(f"{n}×{khz / 1e6:.2f}" for khz, n in sorted(freqs.items()))
+    return f"{facts.cores} ({groups} GHz)"
+
+
+def _table(entries: list[DeviceEntry]) -> Table:
+    table = Table()
+    table.add_column("serial", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    for header in ("model", "SoC", "ABIs", "Android", "cores", "status"):
+        table.add_column(header)
+    for e in entries:
+        f = e.facts
+        if f is None:
+            table.add_row(escape(e.serial), "", "", "", "", "", "", f"[red]{escape(e.problem or e.state)}[/]")
+            continue
+        model = " ".join(x for x in (f.manufacturer, f.model) if x) or "—"
+        android = f"{f.release or '?'} (SDK {f.sdk})" if f.sdk is not None else (f.release or "—")
+        table.add_row(
+            escape(e.serial),
+            f.kind + (f" ({f.emulation})" if f.emulation and f.emulation != "native" else ""),
+            escape(model),
+            escape(f.soc or "—"),
+            escape(", ".join(f.abis) or "—"),
+            android,
+            _cores(f),
+            "ready",
+        )
+    return table
+
+
+def devices(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """List attached devices with their facts; unauthorized or offline ones with what to do.
+
+    Facts: model, SoC, ABIs, Android version, cores with max frequencies, and kind (physical,
+    emulator, emulated).
+    """
+    err = Console(stderr=True, soft_wrap=True)
+    client = adb_client(on_start=lambda message: err.print(message, highlight=False))
+    entries = list_devices(client)
+    if json_:
+        host, port = server_address()
+        document = {
+            "adb_server": f"{host}:{port}",
+            "devices": [
+                {"serial": e.serial, "state": e.state, "ready": e.ready, "problem": e.problem, "facts": to_jsonable(e.facts)}
+                for e in entries
+            ],
+        }
+        typer.echo(json.dumps(document, indent=2))
+        return
+    if not entries:
+        err.print("no devices attached: connect a phone with USB debugging on, or start one with `lab emulator start`")
+        return
+    stdout_console().print(_table(entries))
 
 
 def register(app: typer.Typer) -> None:
-    """Adds this module's command(s) to the root app."""
+    """Adds ``lab devices``."""
+    app.command("devices")(devices)

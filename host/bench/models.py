@@ -1,0 +1,49 @@
+"""The .tflite files a benchmark runs: checked before anything reaches a device."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from host.errors import UsageError
+from host.records import ModelFile
+
+__all__ = ["model_file", "TFLITE_IDENTIFIER"]
+
+TFLITE_IDENTIFIER = b"TFL3"  # the flatbuffer file identifier, bytes 4..8 of every .tflite
+
+
+def model_file(
+    path: Path, role: str | None = None, build_id: str | None = None, manifest: dict[str, Any] | None = None
+) -> ModelFile:
+    """A ModelFile for ``path`` with its sha256.
+
+    Raises:
+        UsageError: the file is missing, unreadable, or not a TFLite flatbuffer (one line naming it).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"model file {path} does not exist")
+    if not path.is_file():
+        raise UsageError(f"model file {path} is not a file")
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+            digest.update(head)
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UsageError(f"cannot read model file {path}: {exc.strerror or exc}") from exc
+    if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
+        raise UsageError(f"{path} is not a TFLite model (no 'TFL3' identifier at bytes 4..8): pass a .tflite file")
+    return ModelFile(
+        sha256=digest.hexdigest(),
+        name=path.name,
+        size_bytes=path.stat().st_size,
+        path=str(path.resolve()),
+        role=role,
+        build_id=build_id,
+        manifest=manifest,
+    )

@@ -1,0 +1,97 @@
+"""Getting a device ready for its trials: which benchmark_model it runs, and the files it needs.
+
+Tool choice, in order: ``--binary PATH`` (one-off) > the cached tool for the device's ABIs >
+the device's own ``benchmark_model`` on its shell PATH (the emulated device) > an error naming the
+ABI and both ways to get a tool. A binary is checked against the device's ABIs from its ELF
+header before anything is pushed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from host.bench.trial import DeviceSession, builtin_tool
+from host.devices.elf import SCRIPT
+from host.devices.push import REMOTE_BIN_DIR, PushItem, push_files, remote_model_path
+from host.devices.shell import DeviceShell
+from host.devices.state import StateReader
+from host.devices.tools import cached_tool_for, check_binary_for, file_sha256, missing_tool_message
+from host.errors import ToolError
+from host.records import DeviceFacts, ModelFile, ToolInfo
+
+__all__ = ["prepare_session", "BUILTIN_COMMAND"]
+
+BUILTIN_COMMAND = "benchmark_model"
+_PROBE_TIMEOUT_S = 60.0
+_NOT_FOUND = 127
+
+
+def _remote_binary(sha256: str) -> str:
+    return f"{REMOTE_BIN_DIR}/benchmark_model-{sha256[:16]}"
+
+
+def _choose_tool(
+    shell: DeviceShell, facts: DeviceFacts, binary: Path | None, home: Path
+) -> tuple[ToolInfo, Path | None, bool]:
+    """(tool, local file to push or None for the builtin, whether it writes --samples_file)."""
+    if binary is not None:
+        if not binary.is_file():
+            raise ToolError(f"benchmark binary {binary} does not exist")
+        abi = check_binary_for(binary, facts)
+        info = ToolInfo(
+            sha256=file_sha256(binary),
+            abi=facts.abi if abi == SCRIPT else abi,
+            path=str(binary.resolve()),
+            source=f"binary:{binary.resolve()}",
+        )
+        return info, binary, False
+    cached = cached_tool_for(home, facts)
+    if cached is not None and cached.path is not None:
+        path = Path(cached.path)
+        check_binary_for(path, facts)
+        return cached, path, False
+    probe = shell.run([BUILTIN_COMMAND, "--help"], timeout=_PROBE_TIMEOUT_S)
+    if probe.returncode == _NOT_FOUND:
+        raise ToolError(missing_tool_message(facts))
+    return builtin_tool(facts.abi, None), None, "--samples_file" in probe.output
+
+
+def prepare_session(
+    shell: DeviceShell,
+    facts: DeviceFacts,
+    models: Sequence[ModelFile],
+    *,
+    binary: Path | None,
+    home: Path,
+    note: Callable[[str], None] = lambda message: None,
+) -> DeviceSession:
+    """Chooses the tool, pushes what the device lacks, finds its state files, and turns on
+    fixed-performance mode where the device has it.
+
+    Raises:
+        ToolError, WrongAbiError: no usable benchmark_model for this device.
+        DeviceError (and subclasses): the device failed or has no room.
+    """
+    tool, local_tool, samples = _choose_tool(shell, facts, binary, home)
+    items = [PushItem(Path(m.path), m.sha256, remote_model_path(m.sha256)) for m in models]
+    command = BUILTIN_COMMAND
+    if local_tool is not None:
+        command = _remote_binary(tool.sha256)
+        items.insert(0, PushItem(local_tool, tool.sha256, command, executable=True))
+    pushed = push_files(shell, items)
+    if any(p.pushed for p in pushed):
+        note(f"pushed {sum(p.pushed for p in pushed)} file(s)")
+    state = StateReader(shell, facts)
+    state.discover()
+    session = DeviceSession(
+        shell=shell,
+        facts=facts,
+        state=state,
+        tool=tool,
+        tool_command=command,
+        samples=samples,
+        remote_models={m.sha256: remote_model_path(m.sha256) for m in models},
+    )
+    session.fixed_performance = state.set_fixed_performance(True)
+    return session

@@ -1,0 +1,227 @@
+"""One trial: state before, benchmark_model with a deadline, parse, raw samples, state after.
+
+Every outcome becomes a Trial — a measurement, or a failure kept as data with its reason and the
+raw output: a device that disappears, a binary that crashes, output that cannot be parsed, a run
+past its timeout, a model the runtime rejects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+from device_agent.errors import OutputParseError
+from device_agent.output import BenchmarkResult, parse
+
+from host.bench.plan import PlannedTrial
+from host.devices.errors import DeviceGoneError, ShellTimeoutError
+from host.devices.push import REMOTE_DIR
+from host.devices.shell import DeviceShell, ShellResult, command_line
+from host.devices.state import StateReader
+from host.devices.tools import version_line
+from host.errors import DeviceError
+from host.records import DeviceFacts, DeviceState, ModelFile, ToolInfo, Trial, TrialParams
+
+__all__ = ["DeviceSession", "benchmark_command", "builtin_tool", "failure_reason", "run_trial", "SAMPLES_PATH", "OUTPUT_PATH"]
+
+_STATE_TIMEOUT_S = 30.0
+
+
+def builtin_tool(abi: str, runner_line: str | None) -> ToolInfo:
+    """ToolInfo of a device's own benchmark_model: no file to hash, so its runner line is hashed."""
+    ident = runner_line or "benchmark_model"
+    return ToolInfo(
+        sha256=hashlib.sha256(f"builtin:{ident}".encode()).hexdigest(),
+        abi=abi,
+        version=runner_line,
+        path=None,
+        builtin=True,
+        source="device",
+    )
+
+
+@dataclass
+class DeviceSession:
+    """What a device's trials share: its shell, facts, state reader and the tool it runs."""
+
+    shell: DeviceShell
+    facts: DeviceFacts
+    state: StateReader
+    tool: ToolInfo
+    tool_command: str  # what the device shell runs: a pushed path, or "benchmark_model"
+    samples: bool  # the tool is the lab runner and writes --samples_file
+    fixed_performance: bool | None = None
+    remote_models: dict[str, str] = field(default_factory=dict)  # model sha256 -> device path
+    tool_final: bool = False  # the tool's version line has been read from a run
+
+    def settle_tool(self, output: str, result: BenchmarkResult | None) -> None:
+        """Fill the tool's version from the first run that prints it (the runner line).
+
+        Until then a builtin tool is known only as ``builtin:benchmark_model``.
+        """
+        if self.tool_final:
+            return
+        line = (result.runner if result else None) or version_line(output)
+        if line is None:
+            return
+        self.tool_final = True
+        if self.tool.builtin:
+            self.tool = builtin_tool(self.tool.abi, line)
+        elif self.tool.version is None:
+            self.tool = replace(self.tool, version=line)
+
+
+SAMPLES_PATH = f"{REMOTE_DIR}/samples.txt"
+"""Where the lab runner writes per-invoke samples (one file per device, removed before each trial)."""
+
+OUTPUT_PATH = f"{REMOTE_DIR}/output.txt"
+"""Where benchmark_model's output goes during a trial. Writing to a file on the device, read after
+the run, keeps adb traffic (and the host, adb server and adbd waking for it) out of the measured
+loop: streamed, the lines printed right before the loop made some trials on the emulated device up
+to 2× slower than the runner alone on a 2-core machine (benchmarks/bench_fidelity.py)."""
+
+
+def benchmark_command(tool_command: str, remote_model: str, params: TrialParams, samples_file: str | None) -> list[str]:
+    """benchmark_model's argv. Run counts are exact: ``--min_secs``/``--warmup_min_secs`` default to 0,
+    because the lab's repetition comes from trials, not from stretching one run to a second.
+    """
+    argv = [
+        tool_command,
+        f"--graph={remote_model}",
+        f"--num_threads={params.threads}",
+        f"--num_runs={params.runs}",
+        f"--warmup_runs={params.warmup_runs}",
+        f"--min_secs={params.min_secs if params.min_secs is not None else 0:g}",
+        "--warmup_min_secs=0",
+        f"--use_xnnpack={'true' if params.use_xnnpack else 'false'}",
+        "--report_peak_memory_footprint=true",
+        *params.extra_flags,
+    ]
+    if samples_file:
+        argv.append(f"--samples_file={samples_file}")
+    return argv
+
+
+def failure_reason(output: str, returncode: int) -> str:
+    """One line saying why a benchmark_model run failed, from its exit status and ERROR lines."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line[len("ERROR:") :].strip() for line in lines if line.startswith("ERROR:")]
+    errors = [e for e in errors if e != "Benchmarking failed."]
+    detail = errors[0] if errors else (lines[-1] if lines else "no output")
+    if returncode == 127:
+        return f"benchmark_model not found on the device (exit 127): {detail}"
+    if returncode == 126:
+        return f"benchmark_model cannot execute on the device (exit 126): {detail}"
+    if returncode > 128:
+        try:
+            name = signal.Signals(returncode - 128).name
+        except ValueError:
+            name = f"signal {returncode - 128}"
+        return f"benchmark_model crashed ({name}, exit {returncode}): {detail}"
+    return f"benchmark_model failed (exit {returncode}): {detail}"
+
+
+def _parse_samples(text: str) -> list[float] | None:
+    try:
+        values = [float(line) for line in text.split()]
+    except ValueError:
+        return None
+    return values or None
+
+
+def _state(session: DeviceSession) -> DeviceState:
+    return session.state.snapshot(session.fixed_performance, timeout=_STATE_TIMEOUT_S)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def run_trial(
+    session: DeviceSession,
+    model: ModelFile,
+    params: TrialParams,
+    planned: PlannedTrial,
+    state_before: DeviceState | None = None,
+) -> Trial:
+    """Runs one planned trial and returns it — never raises for a device or tool failure.
+
+    ``state_before`` is a snapshot already taken (e.g. while waiting for the device to cool).
+    """
+    started = _now()
+    trial = Trial(
+        run_id=None,
+        device=session.facts,
+        model=model,
+        tool=session.tool,
+        params=params,
+        index=planned.trial_index,
+        position=planned.position,
+        status="failed",
+        started_at=started,
+        duration_s=0.0,
+    )
+    try:
+        trial.state_before = state_before or _state(session)
+    except DeviceError as exc:
+        trial.error = f"state before the trial: {exc}"
+        return trial
+    samples = SAMPLES_PATH if session.samples else None
+    argv = benchmark_command(session.tool_command, session.remote_models[model.sha256], params, samples)
+    stale = [OUTPUT_PATH, *([samples] if samples else [])]  # no leftovers of an earlier trial
+    line = f"{command_line(['rm', '-f', *stale])} ; {command_line(argv)} > {command_line([OUTPUT_PATH])} 2>&1"
+    trial.command = line
+    trial.started_at = _now()
+    t0 = time.monotonic()
+    result: ShellResult | None = None
+    printed = ""  # what reached the shell's own streams (the shell's errors; partial output)
+    try:
+        result = session.shell.run(line, timeout=params.timeout_s)
+        printed = result.output
+    except ShellTimeoutError as exc:
+        trial.status = "timeout"
+        trial.error = f"no result within --timeout {params.timeout_s:g} s"
+        printed = exc.output
+    except DeviceGoneError as exc:
+        trial.error = f"device gone: {exc}"
+        printed = exc.output
+    except DeviceError as exc:
+        trial.error = str(exc)
+    trial.duration_s = time.monotonic() - t0
+    output: str | None = None
+    try:  # the output and samples files are read in the same round trip as the state after
+        reads = [["cat", OUTPUT_PATH], *([["cat", samples]] if samples else [])]
+        trial.state_after, files = session.state.snapshot_with(reads, session.fixed_performance, _STATE_TIMEOUT_S)
+        output = files[0]
+    except DeviceError:
+        trial.state_after = None
+    trial.raw_output = (output or "") + printed
+    if result is not None:
+        if output is None:
+            trial.error = "the device stopped answering before the trial's output could be read"
+        else:
+            _read_result(trial, result.returncode)
+            if samples and trial.status == "ok":
+                trial.samples_us = _parse_samples(files[1])
+    session.settle_tool(trial.raw_output, trial.result)
+    trial.tool = session.tool
+    return trial
+
+
+def _read_result(trial: Trial, returncode: int) -> None:
+    if returncode != 0:
+        trial.error = failure_reason(trial.raw_output, returncode)
+        return
+    try:
+        parsed = parse(trial.raw_output)
+    except OutputParseError as exc:
+        trial.error = f"unreadable benchmark_model output: {exc}"
+        return
+    trial.result = parsed
+    if parsed.runs is None or parsed.runs.avg_us is None:
+        trial.error = "benchmark_model printed no measured runs (no count=… line with an average)"
+        return
+    trial.status = "ok"

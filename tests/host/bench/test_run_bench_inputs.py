@@ -1,0 +1,62 @@
+"""run_bench refuses bad input before it stores a run or touches a device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from host.bench import model_file, run_bench
+from host.errors import NoDeviceError, ToolError, UsageError
+from host.records import DeviceFacts, TrialParams
+from host.store import open_store
+
+MODELS = Path(__file__).resolve().parents[2] / "fixtures" / "models"
+DEVICE = DeviceFacts(serial="127.0.0.1:1", kind="emulated", abis=("x86_64",))
+
+
+def _bench(tmp_path: Path, **overrides: object) -> None:
+    kwargs: dict[str, object] = {
+        "models": [model_file(MODELS / "add.tflite")],
+        "devices": [DEVICE],
+        "params": TrialParams(),
+        "trials": 1,
+        "cooldown_s": 0.0,
+        "max_temp_c": None,
+        "binary": None,
+        "home": tmp_path,
+        "config": {},
+        "progress": None,
+    }
+    kwargs.update(overrides)
+    with open_store(f"sqlite:///{tmp_path / 'lab.db'}") as store:
+        try:
+            run_bench(store=store, **kwargs)  # type: ignore[arg-type]
+        finally:
+            assert store.list_runs() == []  # nothing was recorded
+
+
+def test_no_models(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no model to benchmark"):
+        _bench(tmp_path, models=[])
+
+
+def test_no_devices(tmp_path: Path) -> None:
+    with pytest.raises(NoDeviceError, match="no device"):
+        _bench(tmp_path, devices=[])
+
+
+def test_bad_counts(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--trials must be at least 1"):
+        _bench(tmp_path, trials=0)
+    with pytest.raises(UsageError, match="--cooldown must not be negative"):
+        _bench(tmp_path, cooldown_s=-1.0)
+
+
+def test_bad_binary(tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match="benchmark binary .*nope does not exist"):
+        _bench(tmp_path, binary=tmp_path / "nope")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a program")
+    with pytest.raises(ToolError, match="is not a benchmark_model executable"):
+        _bench(tmp_path, binary=text)
