@@ -20,6 +20,9 @@
 ``emulated_device`` (function scope)
     One started, connected device.
 
+Environment: ``DOCKER_HOST`` defaults to the engine ``.ci/setup`` starts (when its socket exists),
+and ``LAB_BUILD_BACKEND`` is ``local`` so that only tests asking for Docker build in containers.
+
 :class:`EmulatedDevice`: ``.serial`` ("127.0.0.1:PORT"), ``.port``, ``.root`` (the sandbox folder
 behind /data/local/tmp), ``.process`` (Popen), ``.device`` (``adbutils.AdbDevice``),
 ``.log_text()`` (its stderr so far) and ``.stop()``.
@@ -42,6 +45,15 @@ import pytest
 from device_agent.emulator.launch import DeviceProcess, spawn
 
 _READY_TIMEOUT_S = 20.0
+_CI_DOCKER_SOCKET = Path("/run/lab-ci-docker/docker.sock")  # where .ci/docker.sh's engine listens
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The engine .ci/setup starts listens on a socket of its own: find it without an exported DOCKER_HOST.
+    if "DOCKER_HOST" not in os.environ and _CI_DOCKER_SOCKET.is_socket():
+        os.environ["DOCKER_HOST"] = f"unix://{_CI_DOCKER_SOCKET}"
+    # Builds run locally unless a test asks for Docker: an engine being up must not change other tests.
+    os.environ["LAB_BUILD_BACKEND"] = "local"
 
 
 def _free_port() -> int:
