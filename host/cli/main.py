@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from host import __version__, config
-from host.cli import bench, build, check, compare, devices, doctor, emulator, history, report, run, tools, transfer
+from host.cli import bench, build, check, compare, devices, doctor, emulator, history, images, report, run, tools, transfer
 from host.cli.context import LabContext
 from host.errors import LabError
 
@@ -69,7 +69,7 @@ def _root(
     ctx.obj = LabContext(home=lab_home, db_url=db_url)
 
 
-for _module in (run, build, devices, tools, bench, history, compare, check, report, transfer, emulator, doctor):
+for _module in (run, build, devices, tools, bench, history, compare, check, report, transfer, emulator, doctor, images):
     _module.register(app)
 
 

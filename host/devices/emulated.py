@@ -34,7 +34,8 @@ __all__ = [
     "EMULATED_ARCHS",
 ]
 
-EMULATED_ARCHS = ("x86_64",)
+EMULATED_ARCHS = ("x86_64", "arm64")
+"""x86_64: this machine's CPU; arm64: benchmark_model in an arm64 userland under QEMU (``lab emulator prepare``)."""
 _STATE_FILE = "device.json"
 _LOG_FILE = "emulator.log"
 _LISTENING = re.compile(r"listening on ([\d.]+|\[[0-9a-f:]+\]):(\d+)")
@@ -136,11 +137,18 @@ def _connect(client: adbutils.AdbClient, serial: str) -> None:
 
 
 def start_emulated_device(
-    home: Path, *, port: int | None = None, arch: str = "x86_64", client: adbutils.AdbClient | None = None
+    home: Path,
+    *,
+    port: int | None = None,
+    arch: str = "x86_64",
+    cpu: str | None = None,
+    client: adbutils.AdbClient | None = None,
 ) -> EmulatedDeviceHandle:
     """Starts an emulated device in the background and connects it to the adb server.
 
-    ``port`` None picks a free one. The device listens on 127.0.0.1 only.
+    ``port`` None picks a free one. The device listens on 127.0.0.1 only. ``arch`` arm64 runs
+    benchmark_model under QEMU on ``cpu`` (default neoverse-n1) in the userland that
+    ``lab emulator prepare --arch arm64`` made; a missing userland fails with that command.
 
     Raises:
         UsageError: an architecture the emulated device cannot run.
@@ -156,7 +164,8 @@ def start_emulated_device(
     log = folder / _LOG_FILE
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "device_agent", "emulator", "--port", str(port or 0), "--root", str(device_root)],
+            [sys.executable, "-m", "device_agent", "emulator", "--port", str(port or 0), "--root", str(device_root),
+             *_arch_args(arch, cpu)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -180,6 +189,14 @@ def start_emulated_device(
         _stop(handle, client)
         raise
     return handle
+
+
+def _arch_args(arch: str, cpu: str | None) -> list[str]:
+    if arch == "x86_64":
+        if cpu:
+            raise UsageError("--cpu applies to arm64 emulated devices only")
+        return []
+    return ["--arch", "arm64", *(["--cpu", cpu] if cpu else [])]
 
 
 def _terminate(pid: int) -> None:

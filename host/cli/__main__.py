@@ -1,0 +1,5 @@
+"""``python -m host.cli``: the ``lab`` command without the console script."""
+
+from host.cli.main import main
+
+main()

@@ -1,0 +1,141 @@
+"""``lab run`` end to end: real TensorFlow build, real adb server, emulated devices, SQLite store.
+
+The build is made once per session in a shared LAB_HOME (the second run reuses it from cache),
+so the whole file costs one quick build plus a few short benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from host.cli import app
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+QUICK = ["--quick", "--dataset", "synthetic", "--trials", "2", "--runs", "20", "--warmup", "2"]
+
+
+@pytest.fixture(scope="module")
+def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lab-home")
+
+
+def _lab(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LAB_HOME": str(home)}
+    env.pop("LAB_DB_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "host.cli", *args], env=env, capture_output=True, text=True, timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_run_quick_on_an_emulated_device_then_history(adb_server: object, lab_home: Path) -> None:
+    # No device is attached to the private adb server: --emulator auto starts one and stops it after.
+    result = _lab(lab_home, "run", *QUICK)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "dense.tflite" in result.stdout and "pruned.tflite" in result.stdout
+    assert "speed-up" in result.stdout
+    assert "starting an emulated device" in result.stderr
+    assert f"stored in sqlite:///{lab_home / 'lab.db'}" in result.stderr
+    assert "XNNPACK" in result.stdout  # the honest note: x86 with AVX runs no sparse kernels
+
+    history = _lab(lab_home, "history", "--json")
+    assert history.returncode == 0, history.stderr
+    rows = json.loads(history.stdout)
+    roles = {row["model"]["role"] if isinstance(row.get("model"), dict) else row.get("role") for row in rows}
+    assert {"dense", "pruned"} <= roles, rows
+    assert all(row["status"] == "ok" for row in rows), rows
+
+    # the emulated device it started is gone again
+    status = _lab(lab_home, "emulator", "status", "--json")
+    assert json.loads(status.stdout) == []
+
+
+def test_run_json_reuses_the_cached_build(adb_server: object, lab_home: Path) -> None:
+    result = _lab(lab_home, "run", *QUICK, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads(result.stdout)
+    assert document["build"]["cached"] is True
+    results = document["bench"]["results"]
+    assert {r["model"]["role"] for r in results} == {"dense", "pruned"}
+    assert all(r["trials_ok"] == 2 for r in results)
+
+
+def test_no_device_and_emulator_never_is_a_usage_error(adb_server: object, lab_home: Path) -> None:
+    result = CliRunner().invoke(app, ["--home", str(lab_home), "run", *QUICK, "--emulator", "never"])
+    assert result.exit_code == 2
+    assert "no device attached and --emulator never" in result.output
+
+
+def test_unknown_device_is_refused(adb_server: object, lab_home: Path) -> None:
+    result = CliRunner().invoke(app, ["--home", str(lab_home), "run", *QUICK, "--device", "no-such-serial"])
+    assert result.exit_code == 2
+    assert "no-such-serial" in result.output
+
+
+def test_missing_tensorflow_names_the_extra(adb_server: object, tmp_path: Path) -> None:
+    # An interpreter where `import tensorflow` fails, as on a machine without the build extra.
+    code = (
+        "import sys; sys.modules['tensorflow'] = None; sys.argv = ['lab'] + sys.argv[1:]; "
+        "from host.cli import main; main()"
+    )
+    env = {**os.environ, "LAB_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, "run", *QUICK], env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert "pip install 'lab[build]'" in result.stderr
+
+
+def _measurements(db: Path, serial: str) -> int:
+    with sqlite3.connect(db) as connection:
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "measurement" not in tables:
+            return 0
+        return connection.execute(
+            "SELECT count(*) FROM measurement m JOIN device d ON d.id = m.device_id WHERE d.serial = ?", (serial,)
+        ).fetchone()[0]
+
+
+def test_a_device_failing_mid_run_keeps_the_others_results(
+    adb_server: object, emulated_device_factory, lab_home: Path, tmp_path: Path
+) -> None:
+    steady = emulated_device_factory()
+    doomed = emulated_device_factory()
+    db = tmp_path / "mid-run.db"
+    env = {**os.environ, "LAB_HOME": str(lab_home), "LAB_DB_URL": f"sqlite:///{db}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "host.cli", "run", "--quick", "--dataset", "synthetic", "--trials", "3",
+         "--runs", "3000", "--warmup", "1", "--device", steady.serial, "--device", doomed.serial, "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while _measurements(db, doomed.serial) < 1 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    doomed.process.kill()
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 1, err[-3000:]
+    document = json.loads(out)
+    by_serial: dict[str, list[dict]] = {}
+    for row in document["bench"]["results"]:
+        by_serial.setdefault(row["device"]["serial"], []).append(row)
+    assert all(r["trials_ok"] == 3 for r in by_serial[steady.serial])
+    assert any(r["trials_failed"] > 0 for r in by_serial[doomed.serial])
+    assert document["bench"]["failures"], "the failed trials are reported"
+    with sqlite3.connect(db) as connection:
+        statuses = dict(connection.execute(
+            "SELECT d.serial, group_concat(DISTINCT m.status) FROM measurement m JOIN device d ON d.id = m.device_id "
+            "GROUP BY d.serial"
+        ).fetchall())
+    assert statuses[steady.serial] == "ok"
+    assert "failed" in statuses[doomed.serial] or "timeout" in statuses[doomed.serial]
