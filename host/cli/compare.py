@@ -1,9 +1,33 @@
-"""`lab compare` (not yet wired)."""
+"""`lab compare RUN_A RUN_B`: run B against run A per model × device, with a verdict."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from host.cli.context import lab_context
+from host.cli.options import JsonOpt
+from host.report import compare_runs, render_comparison, stdout_console
+from host.report import json as report_json
+from host.store import open_store
+
+
+def compare(
+    ctx: typer.Context,
+    run_a: Annotated[int, typer.Argument(help="The baseline run id.")],
+    run_b: Annotated[int, typer.Argument(help="The run to compare with it.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Both medians, their ratio B/A with a 95% CI, and faster / slower / no change (Mann–Whitney U + ±5%)."""
+    with open_store(lab_context(ctx).db_url) as store:
+        result = compare_runs(store, run_a, run_b)
+    if as_json:
+        typer.echo(report_json.dumps(result))
+    else:
+        render_comparison(result, stdout_console())
 
 
 def register(app: typer.Typer) -> None:
     """Adds this module's command(s) to the root app."""
+    app.command("compare")(compare)

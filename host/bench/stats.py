@@ -1,0 +1,249 @@
+"""Statistics over trial latencies: medians with bootstrap CIs, ratios, Mann–Whitney U, verdicts.
+
+Pure functions over lists of floats: no I/O, no store. ``None`` and NaN are missing data and
+are dropped before anything is computed. numpy does the bootstrap; the rank test is plain Python
+(its exact distribution uses integer arithmetic, so it needs no scipy).
+
+The unit of comparison is one *trial* (one benchmark_model invocation, summarised by its
+average): invokes inside a trial share warm caches and clocks, so they are not independent;
+trials, interleaved across models, are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "Estimate",
+    "Comparison",
+    "Verdict",
+    "clean",
+    "median_ci",
+    "ratio_ci",
+    "mann_whitney_u",
+    "compare",
+]
+
+Verdict = Literal["faster", "slower", "no change"]
+"""``no change`` means *not shown to differ*: too few trials, a difference the test cannot tell
+from noise, or one smaller than the minimum effect size. It never claims the two are equal."""
+
+# Exact Mann–Whitney distribution up to this many (n1 * n2) pairs when there are no ties;
+# above it the normal approximation is within ~1e-3 of the exact p-value.
+_EXACT_MAX_PAIRS = 2500
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its confidence interval (95% unless the caller asked otherwise)."""
+
+    value: float
+    low: float
+    high: float
+
+    def contains(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The outcome of comparing ``other`` with ``baseline`` (ratio > 1: other is slower)."""
+
+    verdict: Verdict
+    ratio: Estimate | None  # median(other) / median(baseline) with a bootstrap CI
+    p_value: float | None  # two-sided Mann–Whitney U; None when a side has no values
+    n_baseline: int
+    n_other: int
+    reason: str  # one line saying why this verdict
+
+
+def clean(values: Iterable[float | None]) -> list[float]:
+    """The finite values of ``values``: None, NaN and ±inf are missing data, not numbers."""
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def _bootstrap_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    idx = rng.integers(0, values.size, size=(n_boot, values.size))
+    return np.median(values[idx], axis=1)
+
+
+def _interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(draws, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def _check_confidence(confidence: float, n_boot: int) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+
+
+def median_ci(
+    values: Sequence[float | None], confidence: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> Estimate | None:
+    """The median of ``values`` with a percentile-bootstrap confidence interval.
+
+    Returns None when there is no finite value. One value gives a zero-width interval. With few
+    values (the usual 5 trials) the percentile bootstrap is narrow-ish: its interval is bounded by
+    the sample's own extremes, so read it as "where the trials fell", not as a guarantee.
+    """
+    _check_confidence(confidence, n_boot)
+    data = np.asarray(clean(values), dtype=float)
+    if data.size == 0:
+        return None
+    point = float(np.median(data))
+    if data.size == 1:
+        return Estimate(point, point, point)
+    low, high = _interval(_bootstrap_medians(data, n_boot, np.random.default_rng(seed)), confidence)
+    return Estimate(point, low, high)
+
+
+def ratio_ci(
+    baseline: Sequence[float | None],
+    other: Sequence[float | None],
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Estimate | None:
+    """median(other) / median(baseline), with a CI from resampling both sides independently.
+
+    Returns None when a side has no finite value or the baseline median is not positive
+    (a ratio to zero latency means nothing).
+    """
+    _check_confidence(confidence, n_boot)
+    base = np.asarray(clean(baseline), dtype=float)
+    oth = np.asarray(clean(other), dtype=float)
+    if base.size == 0 or oth.size == 0:
+        return None
+    base_median = float(np.median(base))
+    if base_median <= 0.0:
+        return None
+    point = float(np.median(oth)) / base_median
+    rng = np.random.default_rng(seed)
+    base_draws = _bootstrap_medians(base, n_boot, rng)
+    other_draws = _bootstrap_medians(oth, n_boot, rng)
+    usable = base_draws > 0.0
+    if not usable.any():
+        return Estimate(point, point, point)
+    low, high = _interval(other_draws[usable] / base_draws[usable], confidence)
+    return Estimate(point, min(low, point), max(high, point))
+
+
+def _ranks(values: list[float]) -> tuple[list[float], list[int]]:
+    """Mid-ranks (1-based) of ``values`` and the sizes of tied groups."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    ties: list[int] = []
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        mid = (i + j) / 2.0 + 1.0
+        for k in range(i, j + 1):
+            ranks[order[k]] = mid
+        if j > i:
+            ties.append(j - i + 1)
+        i = j + 1
+    return ranks, ties
+
+
+def _u_counts(m: int, n: int) -> list[int]:
+    """How many orderings give U = 0..m*n for samples of m and n without ties.
+
+    The counts are the coefficients of the Gaussian binomial [m+n choose m]_q
+    = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i), computed with exact integers.
+    """
+    size = m * n + 1
+    coeffs = [0] * size
+    coeffs[0] = 1
+    for i in range(1, m + 1):
+        step = n + i  # multiply by (1 - q^step)
+        for k in range(size - 1, step - 1, -1):
+            coeffs[k] -= coeffs[k - step]
+        for k in range(i, size):  # divide by (1 - q^i)
+            coeffs[k] += coeffs[k - i]
+    return coeffs
+
+
+def mann_whitney_u(
+    a: Sequence[float | None], b: Sequence[float | None], method: Literal["auto", "exact", "asymptotic"] = "auto"
+) -> float:
+    """Two-sided p-value of the Mann–Whitney U test that ``a`` and ``b`` come from one distribution.
+
+    ``auto`` uses the exact distribution when there are no ties and n1*n2 <= 2500, otherwise the
+    normal approximation with tie correction and continuity correction (the same conventions as
+    ``scipy.stats.mannwhitneyu(..., alternative="two-sided")``). ``exact`` with ties falls back to
+    the approximation, since the exact table assumes distinct values.
+
+    Raises:
+        ValueError: a side has no finite value.
+    """
+    x, y = clean(a), clean(b)
+    n1, n2 = len(x), len(y)
+    if n1 == 0 or n2 == 0:
+        raise ValueError("Mann–Whitney U needs at least one value on each side")
+    ranks, ties = _ranks(x + y)
+    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2.0
+    u = max(u1, n1 * n2 - u1)
+    exact = not ties and (method == "exact" or (method == "auto" and n1 * n2 <= _EXACT_MAX_PAIRS))
+    if exact:
+        counts = _u_counts(min(n1, n2), max(n1, n2))
+        at_least = sum(counts[int(round(u)) :])
+        return min(1.0, 2.0 * at_least / math.comb(n1 + n2, n1))
+    n = n1 + n2
+    tie_term = sum(t**3 - t for t in ties) / (n * (n - 1)) if n > 1 else 0.0
+    sigma = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - tie_term))
+    if sigma == 0.0:
+        return 1.0
+    z = (u - n1 * n2 / 2.0 - 0.5) / sigma
+    return min(1.0, max(0.0, math.erfc(z / math.sqrt(2.0))))
+
+
+def compare(
+    baseline: Sequence[float | None],
+    other: Sequence[float | None],
+    *,
+    min_effect: float = 0.05,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Comparison:
+    """Verdict on ``other`` against ``baseline`` (lower is better: these are latencies).
+
+    ``slower`` needs all three: the rank test rejects "same distribution" at ``alpha``, the ratio
+    of medians exceeds ``1 + min_effect``, and the ratio's CI lies above 1. ``faster`` is the
+    mirror image (ratio below ``1 / (1 + min_effect)``). Anything else is ``no change``, which
+    means *not shown to differ* — the reason says which condition failed.
+    """
+    if min_effect < 0.0:
+        raise ValueError(f"min_effect must not be negative, got {min_effect}")
+    x, y = clean(baseline), clean(other)
+    if not x or not y:
+        return Comparison("no change", None, None, len(x), len(y), "no successful trials on one side")
+    ratio = ratio_ci(x, y, confidence=confidence, n_boot=n_boot, seed=seed)
+    p = mann_whitney_u(x, y)
+    if ratio is None:
+        return Comparison("no change", None, p, len(x), len(y), "baseline median is not positive")
+    threshold = 1.0 + min_effect
+    if p >= alpha:
+        best = 2.0 / math.comb(len(x) + len(y), len(x))
+        why = f"difference not significant (p={p:.3g} ≥ {alpha:g})"
+        if best >= alpha:
+            why += f"; {len(x)} vs {len(y)} trials can never reach p<{alpha:g}, use more trials"
+        return Comparison("no change", ratio, p, len(x), len(y), why)
+    if ratio.value > threshold and ratio.low > 1.0:
+        return Comparison("slower", ratio, p, len(x), len(y), f"{ratio.value:.3f}× the baseline (p={p:.3g})")
+    if ratio.value < 1.0 / threshold and ratio.high < 1.0:
+        return Comparison("faster", ratio, p, len(x), len(y), f"{ratio.value:.3f}× the baseline (p={p:.3g})")
+    return Comparison(
+        "no change", ratio, p, len(x), len(y), f"significant (p={p:.3g}) but within ±{min_effect:.0%} or CI spans 1"
+    )

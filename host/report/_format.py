@@ -1,0 +1,103 @@
+"""How figures are written in every report format (one place, so tables and files agree)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from host.bench.stats import Estimate
+from host.records import DeviceFacts
+from host.report._model import ModelRow
+
+__all__ = [
+    "us",
+    "estimate_us",
+    "ratio",
+    "speedup",
+    "speedup_cell",
+    "size",
+    "percent",
+    "number",
+    "when",
+    "device_line",
+    "DASH",
+]
+
+DASH = "—"
+
+
+def _scaled(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value / 1000:,.1f}"
+    return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def _unit(value: float) -> str:
+    return "ms" if value >= 100_000 else "µs"
+
+
+def us(value: float | None) -> str:
+    if value is None:
+        return DASH
+    unit = _unit(value)
+    return f"{_scaled(value, unit)} {unit}"
+
+
+def estimate_us(value: Estimate | None) -> str:
+    """``109.9 [109.4–110.7] µs``: the median and its CI, in one unit."""
+    if value is None:
+        return DASH
+    unit = _unit(value.value)
+    return f"{_scaled(value.value, unit)} [{_scaled(value.low, unit)}–{_scaled(value.high, unit)}] {unit}"
+
+
+def ratio(value: Estimate | None) -> str:
+    if value is None:
+        return DASH
+    return f"{value.value:.3f}× [{value.low:.3f}–{value.high:.3f}]"
+
+
+def speedup(value: Estimate | None) -> str:
+    if value is None:
+        return DASH
+    return f"{value.value:.2f}× [{value.low:.2f}–{value.high:.2f}]"
+
+
+def speedup_cell(row: ModelRow, baseline_name: str | None) -> str:
+    """A row's speed-up, or "baseline" for the model the others are relative to."""
+    if row.speedup is not None:
+        return speedup(row.speedup)
+    return "baseline" if row.model_name == baseline_name else DASH
+
+
+def size(value: int | None) -> str:
+    if value is None:
+        return DASH
+    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} B"
+
+
+def percent(value: float | None) -> str:
+    return DASH if value is None else f"{value:.1%}"
+
+
+def number(value: float | None) -> str:
+    return DASH if value is None else f"{value:,.0f}"
+
+
+def when(value: datetime) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def device_line(d: DeviceFacts) -> str:
+    parts = [d.manufacturer, d.model, f"SoC {d.soc}" if d.soc else None, d.abi]
+    if d.release or d.sdk:
+        parts.append(f"Android {d.release or '?'} (SDK {d.sdk or '?'})")
+    if d.cores:
+        freqs = [f for f in d.max_freqs_khz if f]
+        top = f", up to {max(freqs) / 1e6:.2f} GHz" if freqs else ""
+        parts.append(f"{d.cores} cores{top}")
+    if d.emulation:
+        parts.append(d.emulation)
+    return f"{d.serial} ({d.kind}): " + ", ".join(p for p in parts if p)

@@ -1,0 +1,145 @@
+"""What reports hold: plain records built from the store, rendered by the terminal and the exporters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from host.bench.stats import Estimate, Verdict
+from host.records import DeviceFacts
+from host.store import RunInfo
+
+__all__ = [
+    "ModelRow",
+    "DeviceReport",
+    "RunReport",
+    "HistoryRow",
+    "ComparisonRow",
+    "RunComparison",
+    "CheckRow",
+    "CheckResult",
+]
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One model on one device in a run. Latencies in µs; ``speedup`` = baseline median / this median."""
+
+    model_name: str
+    model_sha256: str
+    role: str | None
+    size_bytes: int
+    trials_ok: int
+    trials_failed: int
+    median_us: Estimate | None
+    min_us: float | None
+    std_us: float | None
+    init_us: float | None
+    peak_memory_mb: float | None
+    speedup: Estimate | None  # None for the baseline itself
+    accuracy: float | None  # from the build manifest, when lab built the model
+    sparsity: float | None  # 1x1-conv sparsity from the build manifest
+    instructions: float | None  # median guest instructions per inference (QEMU), when counted
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    device: DeviceFacts
+    rows: list[ModelRow]
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """`lab history`: one model on one device in one run."""
+
+    run_id: int
+    started_at: datetime
+    run_status: str
+    model_name: str
+    model_sha256: str
+    role: str | None
+    device_serial: str
+    device_model: str | None
+    device_kind: str
+    median_us: Estimate | None
+    trials_ok: int
+    trials_failed: int
+    threads: list[int]
+    xnnpack: list[bool]
+    tools: list[str]  # sha256 of each benchmark tool
+    tool_versions: list[str]
+    instructions: float | None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The dense-vs-pruned report of one run: a section per device, and the runs before it for the plot."""
+
+    run: RunInfo
+    baseline_name: str | None  # the model speed-ups are relative to (the dense one when there is one)
+    devices: list[DeviceReport]
+    notes: list[str]
+    history: list[HistoryRow]  # these models on these devices in this and earlier runs (oldest first)
+    generated_at: datetime
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    model_name: str
+    device_serial: str
+    device_kind: str
+    statistic: str  # per-trial figure compared: "p5", "min" or "avg" (see _match.GATE_STATISTICS)
+    median_a_us: Estimate | None  # median over A's trials of that figure
+    median_b_us: Estimate | None
+    ratio: Estimate | None  # median(B) / median(A)
+    p_value: float | None
+    verdict: Verdict
+    reason: str
+    matched_by: str  # "sha256", or "name" when the two runs hold different files of one name/role
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    run_a: RunInfo
+    run_b: RunInfo
+    rows: list[ComparisonRow]
+    unmatched: list[str]  # groups present in one run only, or not comparable (device kinds differ)
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    model_name: str
+    device_serial: str
+    device_kind: str
+    metric: str  # "time" or "instructions"
+    statistic: str  # per-trial figure compared: "p5", "min", "avg", or "instructions"
+    baseline: float | None
+    candidate: float | None
+    ratio: Estimate | None
+    p_value: float | None
+    regression: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """`lab check`: exit code 1 on a regression, 0 when none, 2 when nothing could be compared."""
+
+    candidate: RunInfo | None
+    baselines: list[RunInfo]
+    metric: str
+    max_regression: float
+    rows: list[CheckRow]
+    reasons: list[str]  # why nothing was compared, or what was left out
+
+    @property
+    def regressions(self) -> list[CheckRow]:
+        return [r for r in self.rows if r.regression]
+
+    @property
+    def exit_code(self) -> int:
+        if not self.rows:
+            return 2
+        return 1 if self.regressions else 0

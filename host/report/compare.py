@@ -1,0 +1,43 @@
+"""`lab compare RUN_A RUN_B`: per model × device, both medians, their ratio with a CI, and a verdict.
+
+The figures and the verdict use the same per-trial statistic as `lab check` (each trial's
+5th-percentile invoke time where the runner printed it, else its fastest, else its average), so
+the two commands never disagree.
+"""
+
+from __future__ import annotations
+
+from host.bench.stats import compare, median_ci
+from host.report._match import gate_values, match_groups
+from host.report._model import ComparisonRow, RunComparison
+from host.store import Store
+
+__all__ = ["compare_runs", "MIN_EFFECT"]
+
+MIN_EFFECT = 0.05  # a ratio within ±5% is "no change" however significant (asv's default factor is 1.1)
+
+
+def compare_runs(store: Store, run_a: int, run_b: int, min_effect: float = MIN_EFFECT) -> RunComparison:
+    """Compares run B against run A (A is the baseline). Raises NotFoundError for an unknown run."""
+    info_a, info_b = store.get_run(run_a), store.get_run(run_b)
+    pairs, unmatched = match_groups(store.run_groups([run_a]), store.run_groups([run_b]))
+    rows = []
+    for base, cand, how in pairs:
+        statistic, base_values, cand_values = gate_values(base, cand)
+        result = compare(base_values, cand_values, min_effect=min_effect)
+        rows.append(
+            ComparisonRow(
+                model_name=cand.model_name,
+                device_serial=cand.device.serial,
+                device_kind=cand.device.kind,
+                statistic=statistic,
+                median_a_us=median_ci(base_values),
+                median_b_us=median_ci(cand_values),
+                ratio=result.ratio,
+                p_value=result.p_value,
+                verdict=result.verdict,
+                reason=result.reason,
+                matched_by=how,
+            )
+        )
+    return RunComparison(info_a, info_b, rows, unmatched)

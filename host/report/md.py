@@ -1,0 +1,58 @@
+"""Markdown exporter: the run's tables per device, with notes, ready for a PR comment or a wiki."""
+
+from __future__ import annotations
+
+from host.report import _format as f
+from host.report._model import RunReport
+
+__all__ = ["render", "table_lines"]
+
+_HEADER = ["model", "latency (median [95% CI])", "speed-up [95% CI]", "size", "accuracy", "sparsity", "trials"]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table_lines(report: RunReport) -> list[str]:
+    lines: list[str] = []
+    for section in report.devices:
+        show_instructions = any(r.instructions is not None for r in section.rows)
+        header = _HEADER + (["instructions/inference"] if show_instructions else [])
+        lines += [f"### {_cell(f.device_line(section.device))}", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r in section.rows:
+            speedup = f.speedup_cell(r, report.baseline_name)
+            cells = [
+                f"{r.model_name}" + (f" ({r.role})" if r.role else ""),
+                f.estimate_us(r.median_us),
+                speedup,
+                f.size(r.size_bytes),
+                f.percent(r.accuracy),
+                f.percent(r.sparsity),
+                f"{r.trials_ok}" + (f" (+{r.trials_failed} failed)" if r.trials_failed else ""),
+            ]
+            if show_instructions:
+                cells.append(f.number(r.instructions))
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("")
+        lines += [f"> **Note:** {_cell(note)}" for note in section.notes]
+        if section.notes:
+            lines.append("")
+    return lines
+
+
+def render(report: RunReport) -> str:
+    run = report.run
+    lines = [
+        f"# lab report: run {run.id}",
+        "",
+        f"{run.kind} run, status **{run.status}**, started {f.when(run.started_at)} on `{run.host}`, "
+        f"lab {run.lab_version}; {run.trials_ok} trials ok, {run.trials_failed} failed.",
+        "",
+    ]
+    if report.baseline_name:
+        lines += [f"Speed-up = median(`{report.baseline_name}`) / median(model). Brackets: 95% bootstrap CI.", ""]
+    lines += table_lines(report)
+    lines += [f"> **Note:** {_cell(note)}" for note in report.notes]
+    return "\n".join(lines).rstrip() + "\n"

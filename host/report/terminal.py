@@ -1,0 +1,155 @@
+"""Rich tables for the terminal: the run report, history, comparisons and the check's verdict."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from host.report import _format as f
+from host.report._model import CheckResult, HistoryRow, RunComparison, RunReport
+
+__all__ = ["render_terminal", "render_history", "render_comparison", "render_check", "stdout_console"]
+
+_PIPE_WIDTH = 200  # a file or pipe has no width: do not wrap tables at rich's default of 80 columns
+
+
+def stdout_console() -> Console:
+    """The console for tables on stdout: the terminal's width, or wide enough for any table when redirected."""
+    console = Console()
+    return console if console.is_terminal else Console(width=_PIPE_WIDTH)
+
+_STATISTIC_LABEL = {"p5": "p5 invoke", "min": "min invoke", "avg": "average", "instructions": "instructions"}
+_VERDICT_STYLE = {"faster": "green", "slower": "red", "no change": "dim"}
+
+
+def render_terminal(report: RunReport, console: Console) -> None:
+    """The dense-vs-pruned tables of a run, one per device, with the notes under each."""
+    run = report.run
+    console.print(
+        f"[bold]run {run.id}[/] ({run.kind}, {run.status}) started {f.when(run.started_at)} on {escape(run.host)}, "
+        f"lab {run.lab_version}; {run.trials_ok} trials ok, {run.trials_failed} failed"
+    )
+    if report.baseline_name:
+        console.print(f"speed-up = median({escape(report.baseline_name)}) / median(model); 95% CIs in brackets")
+    for section in report.devices:
+        show_instructions = any(r.instructions is not None for r in section.rows)
+        table = Table(title=escape(f.device_line(section.device)), title_justify="left")
+        columns = ("model", "latency (median)", "speed-up", "size", "accuracy", "sparsity", "trials", "init", "peak mem")
+        for column in columns:
+            table.add_column(column, justify="left" if column == "model" else "right")
+        if show_instructions:
+            table.add_column("instructions/inference", justify="right")
+        for row in section.rows:
+            trials = f"{row.trials_ok}" + (f" (+{row.trials_failed} failed)" if row.trials_failed else "")
+            cells = [
+                escape(row.model_name) + (f" [dim]{row.role}[/]" if row.role else ""),
+                f.estimate_us(row.median_us),
+                f.speedup_cell(row, report.baseline_name),
+                f.size(row.size_bytes),
+                f.percent(row.accuracy),
+                f.percent(row.sparsity),
+                trials,
+                f.us(row.init_us),
+                f"{row.peak_memory_mb:.1f} MB" if row.peak_memory_mb is not None else f.DASH,
+            ]
+            if show_instructions:
+                cells.append(f.number(row.instructions))
+            table.add_row(*cells)
+        console.print(table)
+        for note in section.notes:
+            console.print(f"  [yellow]note:[/] {escape(note)}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def render_history(rows: list[HistoryRow], console: Console) -> None:
+    table = Table(title="history (newest first; latency = median of trials [95% CI])", title_justify="left")
+    for column in ("run", "when", "model", "device", "latency", "trials", "threads", "xnnpack", "tool", "status"):
+        table.add_column(column, justify="right" if column in ("run", "trials", "threads") else "left")
+    for r in rows:
+        xnnpack = "/".join("on" if x else "off" for x in r.xnnpack) or f.DASH
+        trials = f"{r.trials_ok}" + (f" (+{r.trials_failed} failed)" if r.trials_failed else "")
+        device = r.device_serial
+        table.add_row(
+            str(r.run_id),
+            f.when(r.started_at),
+            escape(r.model_name),
+            escape(device),
+            f.estimate_us(r.median_us),
+            trials,
+            ",".join(map(str, r.threads)) or f.DASH,
+            xnnpack,
+            ", ".join(t[:10] for t in r.tools) or f.DASH,
+            r.run_status,
+        )
+    console.print(table)
+
+
+def render_comparison(cmp: RunComparison, console: Console) -> None:
+    table = Table(
+        title=f"run {cmp.run_b.id} against run {cmp.run_a.id} (ratio = B / A; > 1 is slower)", title_justify="left"
+    )
+    runs = (f"run {cmp.run_a.id}", f"run {cmp.run_b.id}")
+    for column in ("model", "device", "per trial", *runs, "ratio [95% CI]", "p", "verdict"):
+        table.add_column(column)
+    for r in cmp.rows:
+        name = escape(r.model_name) + ("" if r.matched_by == "sha256" else f" [dim](by {r.matched_by})[/]")
+        table.add_row(
+            name,
+            escape(r.device_serial),
+            _STATISTIC_LABEL.get(r.statistic, r.statistic),
+            f.estimate_us(r.median_a_us),
+            f.estimate_us(r.median_b_us),
+            f.ratio(r.ratio),
+            f"{r.p_value:.3g}" if r.p_value is not None else f.DASH,
+            f"[{_VERDICT_STYLE[r.verdict]}]{r.verdict}[/]",
+        )
+    console.print(table)
+    for r in cmp.rows:
+        if r.verdict == "no change":
+            console.print(f"  [dim]{escape(r.model_name)} on {escape(r.device_serial)}: {escape(r.reason)}[/]")
+    for item in cmp.unmatched:
+        console.print(f"  [yellow]not compared:[/] {escape(item)}")
+    console.print(
+        "[dim]medians over trials of each trial's figure (p5: its 5th-percentile invoke); "
+        "no change = not shown to differ (Mann–Whitney U, p < 0.05, and a change beyond ±5%)[/]"
+    )
+
+
+def render_check(result: CheckResult, console: Console) -> None:
+    """The verdict first (what a CI log reader looks for), then the table and the reasons."""
+    if result.candidate is None or not result.rows:
+        console.print("[yellow]nothing to compare[/]: " + escape("; ".join(result.reasons) or "no data"))
+        return
+    bases = ", ".join(str(b.id) for b in result.baselines)
+    regressions = result.regressions
+    if regressions:
+        console.print(
+            f"[red bold]regression[/]: {len(regressions)} of {len(result.rows)} model × device pairs of run "
+            f"{result.candidate.id} got slower than run(s) {bases} beyond {result.max_regression:.1%}"
+        )
+    else:
+        console.print(
+            f"[green bold]no regression[/]: run {result.candidate.id} against run(s) {bases}, "
+            f"{len(result.rows)} pair(s), threshold {result.max_regression:.1%} ({result.metric})"
+        )
+    table = Table()
+    for column in ("model", "device", "per trial", "baseline", "candidate", "ratio", "p", "result", "why"):
+        table.add_column(column)
+    for r in result.rows:
+        fmt = f.us if r.metric == "time" else f.number
+        table.add_row(
+            escape(r.model_name),
+            escape(r.device_serial),
+            _STATISTIC_LABEL.get(r.statistic, r.statistic),
+            fmt(r.baseline),
+            fmt(r.candidate),
+            f.ratio(r.ratio),
+            f"{r.p_value:.3g}" if r.p_value is not None else f.DASH,
+            "[red]REGRESSION[/]" if r.regression else "[green]ok[/]",
+            escape(r.reason),
+        )
+    console.print(table)
+    for reason in result.reasons:
+        console.print(f"  [yellow]not compared:[/] {escape(reason)}")

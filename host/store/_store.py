@@ -1,0 +1,67 @@
+"""The Store: one object over an engine, with each domain's queries mixed in, and ``open_store``."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from host.store._engine import WRITE_OPTION, describe_url, make_engine, translate_error
+from host.store._migrate import migrate
+from host.store.queries.history import HistoryQueries
+from host.store.queries.transfer import TransferQueries
+
+__all__ = ["Store", "open_store"]
+
+
+class Store(TransferQueries, HistoryQueries):
+    """The result store. Thread-safe; use as a context manager or call ``close()``.
+
+    Runs: ``start_run``, ``finish_run``, ``get_run``, ``list_runs``, ``latest_run_id``,
+    ``runs_before``. Trials: ``save_trial``, ``save_trials``, ``load_trials``. History:
+    ``history``. Transfer: ``export_lines``, ``import_lines``.
+    """
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_store(url: str, revision: str | None = None) -> Store:
+    """Opens (creating if needed) the store at ``url`` and brings its schema to the code's head.
+
+    Also marks runs of this host whose process is gone as ``interrupted``. ``revision`` stops the
+    upgrade at an older revision (for migration tests only).
+
+    Raises:
+        SchemaError: the database was written by a newer lab.
+        StoreError: the URL is unusable, the file is not a SQLite database or is corrupt, the
+            location is read-only, or the server cannot be reached — with what to do.
+    """
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(**{WRITE_OPTION: True})  # migrate under the write lock
+            with connection.begin():
+                migrate(connection, describe_url(url), revision)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise translate_error(exc, url) from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    store = Store(engine, url)
+    if revision is None:
+        try:
+            store.mark_interrupted()
+        except BaseException:
+            store.close()
+            raise
+    return store

@@ -1,0 +1,69 @@
+"""Plain records the store returns besides ``host.records`` ones (runs, history rows, import results)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from host.records import DeviceFacts
+
+__all__ = ["RunInfo", "HistoryFilter", "HistoryGroup", "ImportSummary"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    uid: str
+    kind: str  # "bench" | "run"
+    status: str  # running | ok | partial | failed | interrupted
+    config: dict[str, Any]
+    lab_version: str
+    host: str
+    pid: int | None
+    started_at: datetime
+    finished_at: datetime | None
+    trials_ok: int = 0
+    trials_failed: int = 0
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """What `lab history` asks for. ``model``: a name or a sha256 prefix; ``device``: a serial or a model name."""
+
+    model: str | None = None
+    device: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = 50  # groups (run × model × device), newest first; None: all
+
+
+@dataclass
+class HistoryGroup:
+    """The trials of one model on one device in one run, as history needs them."""
+
+    run_id: int
+    run_status: str
+    run_started_at: datetime
+    model_sha256: str
+    model_name: str
+    role: str | None
+    device: DeviceFacts
+    trials_ok: int
+    trials_failed: int
+    latencies_us: list[float] = field(default_factory=list)  # avg_us of each ok trial
+    p5_us: list[float] = field(default_factory=list)  # each ok trial's 5th-percentile invoke, where printed
+    min_us: list[float] = field(default_factory=list)  # each ok trial's fastest invoke, where printed
+    threads: list[int] = field(default_factory=list)  # distinct values asked for
+    use_xnnpack: list[bool] = field(default_factory=list)  # distinct values asked for
+    tools: list[str] = field(default_factory=list)  # sha256 of each benchmark tool used
+    tool_versions: list[str] = field(default_factory=list)  # their version lines, where known
+    instructions: list[int] = field(default_factory=list)  # median instructions per inference, per trial
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    runs_added: int
+    runs_present: int
+    trials_added: int
+    trials_present: int

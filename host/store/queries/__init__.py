@@ -1,0 +1,1 @@
+"""Store queries, one module per domain (runs, trials, history, transfer)."""

@@ -1,0 +1,171 @@
+"""host.bench.stats against independent references (scipy, numpy) and constructed samples with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from host.bench.stats import Estimate, clean, compare, mann_whitney_u, median_ci, ratio_ci
+
+scipy_stats = pytest.importorskip("scipy.stats")
+
+
+def test_clean_drops_missing_values_and_keeps_numbers() -> None:
+    assert clean([1, None, float("nan"), 2.5, float("inf"), -float("inf"), 0]) == [1.0, 2.5, 0.0]
+
+
+def test_median_ci_of_nothing_is_none() -> None:
+    assert median_ci([]) is None
+    assert median_ci([None, float("nan")]) is None
+
+
+def test_median_ci_of_one_value_has_zero_width() -> None:
+    assert median_ci([12.5]) == Estimate(12.5, 12.5, 12.5)
+
+
+def test_median_ci_point_is_the_sample_median_and_inside_the_interval() -> None:
+    values = [10.0, 30.0, 20.0, 50.0, 40.0, None]
+    estimate = median_ci(values)
+    assert estimate is not None
+    assert estimate.value == 30.0
+    assert 10.0 <= estimate.low <= 30.0 <= estimate.high <= 50.0
+
+
+def test_median_ci_is_reproducible_with_a_seed() -> None:
+    rng = np.random.default_rng(5)
+    values = list(rng.normal(100, 10, 15))
+    assert median_ci(values, seed=3) == median_ci(values, seed=3)
+
+
+def test_median_ci_rejects_a_bad_confidence() -> None:
+    with pytest.raises(ValueError, match="confidence"):
+        median_ci([1.0, 2.0], confidence=1.5)
+    with pytest.raises(ValueError, match="n_boot"):
+        median_ci([1.0, 2.0], n_boot=0)
+
+
+def test_median_ci_covers_the_true_median_about_95_percent_of_the_time() -> None:
+    """Coverage on constructed samples: lognormal latencies whose true median is exp(mu) exactly."""
+    rng = np.random.default_rng(20240601)
+    mu, true_median = math.log(100.0), 100.0
+    hits = 0
+    repeats = 300
+    for i in range(repeats):
+        sample = rng.lognormal(mu, 0.2, 40)
+        estimate = median_ci(sample, n_boot=1000, seed=i)
+        assert estimate is not None
+        hits += estimate.low <= true_median <= estimate.high
+    coverage = hits / repeats
+    assert 0.90 <= coverage <= 0.99, coverage
+
+
+def test_ratio_ci_of_an_exactly_scaled_sample() -> None:
+    base = [100.0, 102.0, 98.0, 101.0, 99.0, 100.5]
+    other = [1.25 * v for v in base]
+    ratio = ratio_ci(base, other)
+    assert ratio is not None
+    assert ratio.value == pytest.approx(1.25)
+    assert ratio.low <= 1.25 <= ratio.high
+    assert ratio.high - ratio.low < 0.06
+
+
+def test_ratio_ci_is_none_without_values_or_with_a_zero_baseline() -> None:
+    assert ratio_ci([], [1.0]) is None
+    assert ratio_ci([1.0], [None]) is None
+    assert ratio_ci([0.0, 0.0], [1.0]) is None
+
+
+def test_ratio_ci_covers_the_true_ratio() -> None:
+    rng = np.random.default_rng(7)
+    hits, repeats = 0, 200
+    for i in range(repeats):
+        base = rng.lognormal(math.log(100), 0.1, 30)
+        other = rng.lognormal(math.log(120), 0.1, 30)
+        estimate = ratio_ci(base, other, n_boot=800, seed=i)
+        assert estimate is not None
+        hits += estimate.low <= 1.2 <= estimate.high
+    assert 0.88 <= hits / repeats <= 0.995
+
+
+@pytest.mark.parametrize("n1,n2", [(3, 3), (5, 5), (4, 9), (12, 10), (30, 40)])
+def test_mann_whitney_exact_matches_scipy(n1: int, n2: int) -> None:
+    rng = np.random.default_rng(n1 * 100 + n2)
+    for shift in (0.0, 0.5, 1.5):
+        a, b = rng.normal(0, 1, n1), rng.normal(shift, 1, n2)
+        expected = scipy_stats.mannwhitneyu(a, b, alternative="two-sided", method="exact").pvalue
+        assert mann_whitney_u(a, b) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("n1,n2", [(5, 5), (20, 25), (60, 70)])
+def test_mann_whitney_asymptotic_with_ties_matches_scipy(n1: int, n2: int) -> None:
+    rng = np.random.default_rng(n1 + n2)
+    a = np.round(rng.normal(10, 2, n1))  # rounding makes ties
+    b = np.round(rng.normal(11, 2, n2))
+    expected = scipy_stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic").pvalue
+    assert mann_whitney_u(a, b) == pytest.approx(expected, rel=1e-9)
+    assert mann_whitney_u(a, b, method="asymptotic") == pytest.approx(expected, rel=1e-9)
+
+
+def test_mann_whitney_known_values() -> None:
+    # complete separation of 3 vs 3: only 2 of the 20 orderings are as extreme
+    assert mann_whitney_u([1, 2, 3], [4, 5, 6]) == pytest.approx(0.1)
+    assert mann_whitney_u([4, 5, 6], [1, 2, 3]) == pytest.approx(0.1)
+    # 5 vs 5 separated: 2 / C(10, 5)
+    assert mann_whitney_u([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) == pytest.approx(2 / 252)
+    assert mann_whitney_u([5.0] * 4, [5.0] * 6) == 1.0
+
+
+def test_mann_whitney_needs_values_on_both_sides() -> None:
+    with pytest.raises(ValueError, match="at least one value"):
+        mann_whitney_u([], [1.0])
+    with pytest.raises(ValueError):
+        mann_whitney_u([1.0], [None, float("nan")])
+
+
+def test_compare_finds_a_clear_slowdown_and_speedup() -> None:
+    base = [100.0, 101.0, 99.5, 100.5, 100.2]
+    slow = [111.0, 110.5, 112.0, 110.2, 111.5]
+    result = compare(base, slow)
+    assert result.verdict == "slower"
+    assert result.ratio is not None and result.ratio.value == pytest.approx(111.0 / 100.2)
+    assert result.p_value == pytest.approx(2 / 252)
+    assert compare(slow, base).verdict == "faster"
+
+
+def test_compare_small_significant_change_is_no_change() -> None:
+    base = [100.0, 100.1, 100.2, 100.3, 100.4]
+    other = [101.0, 101.1, 101.2, 101.3, 101.4]  # +1%: significant but below the 5% minimum effect
+    result = compare(base, other)
+    assert result.p_value is not None and result.p_value < 0.05
+    assert result.verdict == "no change"
+    assert "within ±5%" in result.reason
+
+
+def test_compare_with_too_few_trials_says_so() -> None:
+    result = compare([100.0, 101.0], [150.0, 151.0])
+    assert result.verdict == "no change"
+    assert "can never reach" in result.reason
+
+
+def test_compare_without_values_on_one_side() -> None:
+    result = compare([], [1.0, 2.0])
+    assert result.verdict == "no change"
+    assert result.ratio is None and result.p_value is None
+    assert "no successful trials" in result.reason
+
+
+def test_compare_rejects_a_negative_minimum_effect() -> None:
+    with pytest.raises(ValueError, match="min_effect"):
+        compare([1.0], [1.0], min_effect=-0.1)
+
+
+def test_compare_false_alarm_rate_on_identical_distributions_is_small() -> None:
+    """A/A: same distribution on both sides; the verdict should almost never be 'slower'."""
+    rng = np.random.default_rng(11)
+    alarms = sum(
+        compare(rng.lognormal(4.6, 0.05, 5), rng.lognormal(4.6, 0.05, 5), n_boot=200, seed=i).verdict == "slower"
+        for i in range(300)
+    )
+    assert alarms / 300 <= 0.02
