@@ -21,28 +21,6 @@ X86_ABIS = ("x86_64", "x86")
 _HISTORY_LIMIT = 200
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _figure(value: Any) -> float | None:
-    """A number, or the smallest of a per-layer mapping of numbers (sparsity is only as good as its worst layer)."""
-    if isinstance(value, Mapping):
-        numbers = [n for n in (_figure(v) for v in value.values()) if n is not None]
-        return min(numbers) if numbers else None
-    return _number(value)
-
-
-def _first(*candidates: Any) -> float | None:
-    for candidate in candidates:
-        figure = _figure(candidate)
-        if figure is not None:
-            return figure
-    return None
-
-
 def _get(obj: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(obj, Mapping):
@@ -51,40 +29,30 @@ def _get(obj: Any, *path: str) -> Any:
     return obj
 
 
-def manifest_facts(manifest: Mapping[str, Any] | None, role: str | None) -> tuple[float | None, float | None]:
-    """(accuracy, sparsity) of the ``role`` file from a build manifest, where it records them.
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
 
-    Read, in order: the file's own entry (``files``/``models``/``artifacts``/top level, keyed by
-    role) with ``tflite_accuracy``, ``accuracy`` (a number, or ``{"tflite": …}``), and
-    ``sparsity`` / ``min_sparsity`` (a number or a per-layer mapping, whose minimum counts); then
-    manifest-wide ``accuracy[role]`` / ``sparsity[role]``. Anything else: None, shown as "—".
+
+def manifest_facts(manifest: Mapping[str, Any] | None, role: str | None) -> tuple[float | None, float | None]:
+    """(accuracy, sparsity) of the ``role`` file from its build manifest (``host.build.manifest``).
+
+    Accuracy is the TFLite file's on the test split (``accuracy.tflite_<role>``); sparsity is the
+    lowest of its 1x1 convolutions' (``files.<role>.conv1x1[].sparsity``): XNNPACK's sparse path
+    needs every one of them sparse enough. Missing figures are None, shown as "—".
     """
     if not manifest or role is None:
         return None, None
-    entry = next(
-        (e for e in (_get(manifest, k, role) for k in ("files", "models", "artifacts")) if isinstance(e, Mapping)),
-        manifest.get(role) if isinstance(manifest.get(role), Mapping) else {},
-    )
-    accuracy = _first(
-        entry.get("tflite_accuracy"),
-        _get(entry, "accuracy", "tflite"),
-        entry.get("accuracy"),
-        _get(manifest, "accuracy", role),
-        _get(manifest, "accuracies", f"{role}_tflite"),
-        _get(manifest, "accuracies", role),
-    )
-    sparsity = _first(
-        entry.get("sparsity"),
-        entry.get("min_sparsity"),
-        entry.get("conv1x1_sparsity"),
-        _get(manifest, "sparsity", role),
-    )
-    return accuracy, sparsity
+    accuracy = _number(_get(manifest, "accuracy", f"tflite_{role}"))
+    convs = _get(manifest, "files", role, "conv1x1")
+    figures = [n for n in (_number(c.get("sparsity")) for c in convs or [] if isinstance(c, Mapping)) if n is not None]
+    return accuracy, (min(figures) if figures else None)
 
 
 def device_notes(device: DeviceFacts) -> list[str]:
     """What a reader must know about numbers from this device."""
-    if device.kind == "emulated" and device.emulation:
+    if device.kind == "emulated" and device.emulation not in (None, "native"):
         return [
             f"emulated ARM ({device.emulation}): instructions per inference — deterministic; "
             "wall time not representative of hardware"
@@ -100,7 +68,9 @@ def device_notes(device: DeviceFacts) -> list[str]:
 
 
 def _instructions(trials: list[Trial]) -> float | None:
-    counts = clean(getattr(t.result, "instructions_median", None) for t in trials if t.status == "ok")
+    counts = clean(
+        t.result.instructions.median for t in trials if t.status == "ok" and t.result and t.result.instructions
+    )
     return statistics.median(counts) if counts else None
 
 

@@ -31,7 +31,7 @@ __all__ = [
 
 
 def emulated_device(serial: str = "emulator-5554", emulation: str | None = None) -> DeviceFacts:
-    arm = emulation is not None
+    arm = emulation not in (None, "native")
     return DeviceFacts(
         serial=serial,
         kind="emulated",
@@ -229,13 +229,16 @@ def synthetic_trial(
 
 
 SYNTHETIC_MANIFEST = {
+    "manifest_version": 1,
     "build_id": "b1",
     "dataset": {"name": "synthetic", "accuracy_meaningful": False},
+    "accuracy": {"tflite_dense": 0.712, "tflite_pruned": 0.705},
     "files": {
-        "dense": {"accuracy": 0.712},
-        "pruned": {"tflite_accuracy": 0.705, "sparsity": {"conv_1x1_a": 0.76, "conv_1x1_b": 0.751}},
+        "dense": {"conv1x1": [{"sparsity": 0.0}, {"sparsity": 0.01}]},
+        "pruned": {"conv1x1": [{"sparsity": 0.76}, {"sparsity": 0.751}]},
     },
 }
+"""The parts of a build manifest (``host.build.manifest``) that reports read."""
 
 
 def guide_models() -> tuple[ModelFile, ModelFile]:

@@ -61,12 +61,13 @@ _RESULT_COLUMNS = {
     "model_size_mb": "model_size_mb",
     "timer_overhead_us": "timer_overhead_us",
     "runner": "runner",
-    # issue 8's instruction counts, stored when BenchmarkResult carries them under these names
-    "instructions_first": "instructions_first",
-    "instructions_min": "instructions_min",
-    "instructions_median": "instructions_median",
 }
-_NULL_RESULT = {col: None for col in (*_RUNS_COLUMNS.values(), *_RESULT_COLUMNS.values())}
+# InstructionCounts fields (QEMU's guest instructions per inference) with a column of their own;
+# the whole record also goes to result_extra, so load_trials gives it back as it was.
+_INSTRUCTION_COLUMNS = {"first": "instructions_first", "min": "instructions_min", "median": "instructions_median"}
+_NULL_RESULT = {
+    col: None for col in (*_RUNS_COLUMNS.values(), *_RESULT_COLUMNS.values(), *_INSTRUCTION_COLUMNS.values())
+}
 
 
 def pack_samples(samples: Sequence[float]) -> bytes:
@@ -98,6 +99,8 @@ def _result_columns(result: BenchmarkResult | None) -> dict[str, Any]:
         elif f.name in _RESULT_COLUMNS:
             row[_RESULT_COLUMNS[f.name]] = value
         else:
+            if f.name == "instructions" and value is not None:
+                row.update({col: getattr(value, name) for name, col in _INSTRUCTION_COLUMNS.items()})
             extra[f.name] = to_jsonable(value)
     row["result_extra"] = extra or None
     return row

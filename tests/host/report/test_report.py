@@ -38,7 +38,7 @@ def test_report_figures_per_device(store: Store) -> None:
     assert pruned.speedup.low <= pruned.speedup.value <= pruned.speedup.high
     assert pruned.median_us is not None and pruned.median_us.value == pytest.approx(70, rel=0.03)
     assert (dense.accuracy, pruned.accuracy) == (0.712, 0.705)
-    assert pruned.sparsity == 0.751 and dense.sparsity is None
+    assert pruned.sparsity == 0.751 and dense.sparsity == 0.0
     assert pruned.size_bytes == 60_000 and pruned.trials_ok == 5
 
 
@@ -61,16 +61,21 @@ def test_device_notes_for_each_kind() -> None:
         "wall time not representative of hardware"
     ]
     assert device_notes(phone()) == []
+    native = emulated_device(emulation="native")  # what the x86_64 emulated device reports
+    assert device_notes(native)[0].startswith("emulated device: measures this machine's CPU; XNNPACK's sparse kernels")
     android_emulator = DeviceFacts(serial="emulator-5556", kind="emulator", abis=("x86_64",))
     assert "Android emulator" in device_notes(android_emulator)[0]
 
 
-def test_manifest_facts_reads_several_layouts() -> None:
+def test_manifest_facts_reads_the_build_manifest() -> None:
     assert manifest_facts(None, "dense") == (None, None)
-    assert manifest_facts({"files": {"dense": {"accuracy": {"keras": 0.8, "tflite": 0.79}}}}, "dense") == (0.79, None)
-    assert manifest_facts({"pruned": {"accuracy": 0.7, "min_sparsity": 0.74}}, "pruned") == (0.7, 0.74)
-    assert manifest_facts({"accuracy": {"pruned": 0.6}, "sparsity": {"pruned": 0.8}}, "pruned") == (0.6, 0.8)
-    assert manifest_facts({"files": {"dense": {"accuracy": "high"}}}, "dense") == (None, None)
+    manifest = {
+        "accuracy": {"tflite_dense": 0.79, "tflite_pruned": 0.7, "keras_pruned": 0.71},
+        "files": {"pruned": {"conv1x1": [{"sparsity": 0.76}, {"sparsity": 0.74}]}, "dense": {"conv1x1": []}},
+    }
+    assert manifest_facts(manifest, "pruned") == (0.7, 0.74)  # the least sparse 1x1 conv counts
+    assert manifest_facts(manifest, "dense") == (0.79, None)
+    assert manifest_facts({"accuracy": {"tflite_dense": "high"}}, "dense") == (None, None)
 
 
 def test_failed_trials_and_few_trials_are_noted(store: Store) -> None:
