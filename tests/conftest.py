@@ -20,7 +20,7 @@
 ``emulated_device`` (function scope)
     One started, connected device.
 
-Environment: ``DOCKER_HOST`` defaults to the engine ``.ci/setup`` starts (when its socket exists),
+Environment: ``DOCKER_HOST`` defaults to the engine ``.ci/setup`` starts (from the env file it writes),
 and ``LAB_BUILD_BACKEND`` is ``local`` so that only tests asking for Docker build in containers.
 
 :class:`EmulatedDevice`: ``.serial`` ("127.0.0.1:PORT"), ``.port``, ``.root`` (the sandbox folder
@@ -45,13 +45,17 @@ import pytest
 from device_agent.emulator.launch import DeviceProcess, spawn
 
 _READY_TIMEOUT_S = 20.0
-_CI_DOCKER_SOCKET = Path("/run/lab-ci-docker/docker.sock")  # where .ci/docker.sh's engine listens
+_CI_DOCKER_ENV = Path(os.environ.get("LAB_CI_DOCKER_ROOT", "/var/lib/lab-ci-docker")) / "env"
+"""``export NAME=VALUE`` lines .ci/docker.sh writes: its engine's DOCKER_HOST, the CA bundle images build with."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # The engine .ci/setup starts listens on a socket of its own: find it without an exported DOCKER_HOST.
-    if "DOCKER_HOST" not in os.environ and _CI_DOCKER_SOCKET.is_socket():
-        os.environ["DOCKER_HOST"] = f"unix://{_CI_DOCKER_SOCKET}"
+    # The engine .ci/setup starts listens on a socket of its own: find it without exporting anything.
+    if "DOCKER_HOST" not in os.environ and _CI_DOCKER_ENV.is_file():
+        for line in _CI_DOCKER_ENV.read_text().splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            if value:
+                os.environ.setdefault(name.strip(), value.strip())
     # Builds run locally unless a test asks for Docker: an engine being up must not change other tests.
     os.environ["LAB_BUILD_BACKEND"] = "local"
 

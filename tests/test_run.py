@@ -51,9 +51,9 @@ def test_run_quick_on_an_emulated_device_then_history(adb_server: object, lab_ho
     history = _lab(lab_home, "history", "--json")
     assert history.returncode == 0, history.stderr
     rows = json.loads(history.stdout)
-    roles = {row["model"]["role"] if isinstance(row.get("model"), dict) else row.get("role") for row in rows}
-    assert {"dense", "pruned"} <= roles, rows
-    assert all(row["status"] == "ok" for row in rows), rows
+    assert {row["role"] for row in rows} == {"dense", "pruned"}, rows
+    assert all(row["run_status"] == "ok" and row["trials_ok"] == 2 for row in rows), rows
+    assert all(row["device_kind"] == "emulated" for row in rows), rows
 
     # the emulated device it started is gone again
     status = _lab(lab_home, "emulator", "status", "--json")

@@ -1,9 +1,265 @@
-"""`lab build` (not yet wired)."""
+"""``lab build``: train, check for XNNPACK, prune, convert, verify → artifacts + manifest (cached).
+
+Progress goes to stderr; the summary table (or, with ``--json``, the manifest) to stdout.
+Exit codes: 0 built or found in the cache; 1 the build failed; 2 bad options, dataset or model
+file, or a model the XNNPACK check rejects (each problem on its own stderr line).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from host.build import STAGES, BuildResult, BuildSpec, CheckReport, Stage, check_spec
+from host.build.docker import build_with_backend
+from host.cli.context import lab_context
+from host.cli.options import JsonOpt
+from host.errors import ModelCheckError
+
+__all__ = ["RichBuildProgress", "register", "build_table"]
+
+
+class RichBuildProgress:
+    """``BuildProgress`` drawn with rich on a (stderr) console: one line per stage, a bar for epochs.
+
+    Use as a context manager around the build; ``lab run`` reuses it.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(finished_text="[green]✓[/]"),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[Stage, TaskID] = {}
+        self.totals: dict[Stage, int] = {}
+
+    def __enter__(self) -> RichBuildProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc is not None:
+            for task in self.progress.tasks:
+                if not task.finished:
+                    self.progress.update(task.id, description=f"[red]✗ {task.description}[/]")
+                    self.progress.stop_task(task.id)
+        self.progress.stop()
+
+    def stage_started(self, stage: Stage, epochs: int | None) -> None:
+        self.tasks[stage] = self.progress.add_task(STAGES[stage], total=epochs or 1, metrics="")
+        self.totals[stage] = epochs or 1
+
+    def epoch_finished(self, stage: Stage, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None:
+        shown = "  ".join(f"{k}={v:.3f}" for k, v in metrics.items() if k in ("loss", "accuracy", "val_accuracy"))
+        self.progress.update(self.tasks[stage], completed=epoch, metrics=shown)
+
+    def stage_finished(self, stage: Stage, seconds: float) -> None:
+        task = self.tasks[stage]
+        self.progress.update(task, completed=self.totals[stage])
+        self.progress.stop_task(task)
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _accuracy(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def build_table(result: BuildResult) -> Table:
+    """The summary of a build: per file its size, ops, DENSIFY ops, 1x1 sparsity and accuracies."""
+    m = result.manifest
+    accuracy = m["accuracy"]
+    dataset = m["dataset"]
+    state = "from cache" if result.cached else f"built in {m['timings_s']['total']:.1f} s"
+    caption = f"build {result.build_id} ({state})\n{escape(str(result.dir))}\ndataset {escape(dataset['name'])}"
+    if not dataset["accuracy_meaningful"]:
+        caption += " (synthetic: accuracy means nothing)"
+    table = Table(title="lab build", caption=caption)
+    table.add_column("file", no_wrap=True)
+    for header in ("bytes", "ops", "DENSIFY"):
+        table.add_column(header, justify="right")
+    table.add_column("1x1 sparsity")
+    for header in ("Keras acc", "TFLite acc"):
+        table.add_column(header, justify="right")
+    for role in ("dense", "pruned"):
+        entry = m["files"][role]
+        table.add_row(
+            escape(entry["path"]),
+            f"{entry['size_bytes']:,}",
+            str(len(entry["ops"])),
+            str(entry["densify"]["count"]),
+            " ".join(f"{c['sparsity']:.2f}" for c in entry["conv1x1"]) or "—",
+            _accuracy(accuracy.get(f"keras_{role}")),
+            _accuracy(accuracy.get(f"tflite_{role}")),
+        )
+    return table
+
+
+def _print_check(report: CheckReport, out: Console) -> None:
+    count = len(report.problems)
+    out.print(
+        f"XNNPACK sparse-inference check of {escape(report.model)}: {count} problem{'s' if count != 1 else ''}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for problem in report.problems:
+        where = f" ({escape(problem.layer)})" if problem.layer else ""
+        fixable = " [fixable with --fix]" if problem.fixable else ""
+        line = f"  ✗ {problem.rule}{where}{escape(fixable)}: {escape(problem.message)}"
+        out.print(line, highlight=False, soft_wrap=True)
+
+
+def _check_only(spec: BuildSpec, json_: bool, out: Console, err: Console) -> None:
+    report = check_spec(spec)
+    if json_:
+        document: dict[str, Any] = {
+            "model": report.model,
+            "ok": report.ok,
+            "fixed": report.fixed,
+            "problems": [
+                {"rule": p.rule, "layer": p.layer, "message": p.message, "fixable": p.fixable} for p in report.problems
+            ],
+            "problems_before_fix": [
+                {"rule": p.rule, "layer": p.layer, "message": p.message} for p in report.problems_before_fix
+            ],
+        }
+        typer.echo(json.dumps(document, indent=2))
+    elif report.ok:
+        fixed = f" after --fix ({', '.join(report.fixed)})" if report.fixed else ""
+        message = f"ok: {escape(report.model)} can use XNNPACK's sparse inference{fixed}"
+        out.print(message, highlight=False, soft_wrap=True)
+    else:
+        _print_check(report, out)
+        if all(p.fixable for p in report.problems):
+            hint = "run with --fix to rebuild the model with keepdims=True and the same weights"
+            err.print(hint, highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(ModelCheckError.exit_code)
+
+
+@contextmanager
+def _model_check_errors(err: Console) -> Iterator[None]:
+    """Prints every problem of a rejected model, one per line, then exits 2."""
+    try:
+        yield
+    except ModelCheckError as exc:
+        problems = exc.problems or [str(exc)]
+        if len(problems) == 1:
+            err.print(f"error: {escape(problems[0])}", highlight=False, soft_wrap=True)
+        else:
+            header = f"error: the model breaks {len(problems)} rules of XNNPACK's sparse inference:"
+            err.print(header, highlight=False, soft_wrap=True)
+            for problem in problems:
+                err.print(f"  - {escape(problem)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def build_command(
+    ctx: typer.Context,
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="cifar10, synthetic, synthetic:N, npz:PATH or images:DIR.")
+    ] = "cifar10",
+    recipe: Annotated[str, typer.Option("--recipe", help="Built-in model recipe (when no --model).")] = "xnnpack-cnn",
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="A tf_keras model (.keras, .h5 or SavedModel folder).")
+    ] = None,
+    fix: Annotated[
+        bool,
+        typer.Option("--fix", help="Rebuild a model whose only problem is GlobalAveragePooling2D(keepdims=False)."),
+    ] = False,
+    check_only: Annotated[
+        bool, typer.Option("--check-only", help="Only run the XNNPACK sparse-inference check (no data, no training).")
+    ] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="At most 5,000 training samples and one epoch per phase.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cache has this build.")] = False,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Dense training epochs (guide: 10).")] = None,
+    prune_epochs: Annotated[
+        int | None, typer.Option("--prune-epochs", help="Epochs to reach the final sparsity (guide: 5).")
+    ] = None,
+    fine_tune_epochs: Annotated[
+        int | None, typer.Option("--fine-tune-epochs", help="Epochs of training with pruning (guide: 15).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size (guide: 128).")] = None,
+    sparsity: Annotated[
+        float | None,
+        typer.Option("--sparsity", help="Final sparsity of the 1x1 convolutions, in (0, 1) (guide: 0.75)."),
+    ] = None,
+    initial_sparsity: Annotated[
+        float | None, typer.Option("--initial-sparsity", help="Sparsity when pruning starts (guide: 0.25).")
+    ] = None,
+    subset: Annotated[
+        int | None, typer.Option("--subset", help="Use at most N training samples (validation/test N/5).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for data, shuffling and initial weights.")] = 0,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            envvar="LAB_BUILD_BACKEND",
+            help="Where to build: docker (the builder image), local, or auto (docker when an engine answers "
+            "and has the builder image, else local).",
+        ),
+    ] = "auto",
+    json_: JsonOpt = False,
+) -> None:
+    """Train the guide's CNN (or --model), prune it for XNNPACK, convert dense and pruned to TFLite.
+
+    Writes LAB_HOME/artifacts/<build id>/ with dense.tflite, pruned.tflite and manifest.json.
+
+    The same options again reuse that folder at once; --force rebuilds.
+
+    Exit codes: 0 ok, 1 the build failed, 2 bad input or a model the XNNPACK check rejects.
+    """
+    spec = BuildSpec(
+        dataset=dataset,
+        recipe=recipe,
+        model_path=model,
+        epochs=epochs,
+        prune_epochs=prune_epochs,
+        fine_tune_epochs=fine_tune_epochs,
+        batch_size=batch_size,
+        initial_sparsity=initial_sparsity,
+        final_sparsity=sparsity,
+        subset=subset,
+        seed=seed,
+        quick=quick,
+        fix=fix,
+    )
+    out, err = Console(), Console(stderr=True)
+    with _model_check_errors(err):
+        if check_only:
+            _check_only(spec, json_, out, err)
+            return
+        with RichBuildProgress(err) as progress:
+            result = build_with_backend(spec, lab_context(ctx).home, backend=backend, force=force, progress=progress)
+    if json_:
+        typer.echo(json.dumps(result.manifest, indent=2))
+        return
+    if result.cached:
+        err.print(f"cached: {escape(str(result.dir))} (--force rebuilds)", highlight=False, soft_wrap=True)
+    out.print(build_table(result))
 
 
 def register(app: typer.Typer) -> None:
-    """Adds this module's command(s) to the root app."""
+    """Adds ``lab build``."""
+    app.command("build")(build_command)

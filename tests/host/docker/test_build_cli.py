@@ -40,7 +40,7 @@ def test_lab_build_backend_docker_quick(builder: str, docker_client: Any, tmp_pa
 def test_lab_build_failing_in_the_container(builder: str, tmp_path: Path) -> None:
     model = tmp_path / "broken.h5"
     model.write_bytes(b"not an HDF5 file")
-    run = _lab("--home", str(tmp_path / "home"), "build", "--backend", "docker", "--model", str(model), "--quick")
+    run = _lab("--home", str(tmp_path / "home"), "build", "--backend", "docker", "--model", str(model), "--dataset", "synthetic", "--quick")
     assert run.exit_code == 2, run.output  # the container's exit code
     assert f"error: the build in {builder} failed (exit code 2): " in run.stderr
     assert "lines of the container's log:" in run.stderr and "  | error: " in run.stderr
@@ -48,7 +48,7 @@ def test_lab_build_failing_in_the_container(builder: str, tmp_path: Path) -> Non
 
 
 def test_lab_build_without_an_engine(no_engine: str, tmp_path: Path) -> None:
-    run = _lab("--home", str(tmp_path), "build", "--backend", "docker", "--quick")
+    run = _lab("--home", str(tmp_path), "build", "--backend", "docker", "--dataset", "synthetic", "--quick")
     assert run.exit_code == 2
     assert f"error: no Docker engine answers at {no_engine}: start one" in run.stderr
     # auto falls back to a local build and says so (a bad value ends it before any training)
