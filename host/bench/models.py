@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from host.errors import UsageError
+from host.hashing import file_sha256
 from host.records import ModelFile
 
 __all__ = ["model_file", "TFLITE_IDENTIFIER"]
@@ -27,19 +27,16 @@ def model_file(
         raise UsageError(f"model file {path} does not exist")
     if not path.is_file():
         raise UsageError(f"model file {path} is not a file")
-    digest = hashlib.sha256()
     try:
         with path.open("rb") as f:
             head = f.read(8)
-            digest.update(head)
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
+        sha256 = file_sha256(path)
     except OSError as exc:
         raise UsageError(f"cannot read model file {path}: {exc.strerror or exc}") from exc
     if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
         raise UsageError(f"{path} is not a TFLite model (no 'TFL3' identifier at bytes 4..8): pass a .tflite file")
     return ModelFile(
-        sha256=digest.hexdigest(),
+        sha256=sha256,
         name=path.name,
         size_bytes=path.stat().st_size,
         path=str(path.resolve()),

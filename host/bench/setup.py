@@ -16,7 +16,8 @@ from host.devices.elf import SCRIPT
 from host.devices.push import REMOTE_BIN_DIR, PushItem, push_files, remote_model_path
 from host.devices.shell import DeviceShell
 from host.devices.state import StateReader
-from host.devices.tools import cached_tool_for, check_binary_for, file_sha256, missing_tool_message
+from host.devices.tools import cached_tool_for, check_binary_for, missing_tool_message
+from host.hashing import file_sha256
 from host.errors import ToolError
 from host.records import DeviceFacts, ModelFile, ToolInfo
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from host import __version__
 from host.build.datasets import identity, parse_dataset
-from host.build.manifest import load_manifest, package_versions, sha256_file
+from host.build.manifest import load_manifest, package_versions
+from host.hashing import file_sha256
 from host.build.recipes import model_identity
 from host.build.spec import BuildSpec, Hyperparameters
 from host.errors import BuildError
@@ -73,7 +74,7 @@ def find_complete(folder: Path) -> dict[str, Any] | None:
         for role in ("dense", "pruned"):
             entry = manifest["files"][role]
             path = folder / entry["path"]
-            if not path.is_file() or sha256_file(path) != entry["sha256"]:
+            if not path.is_file() or file_sha256(path) != entry["sha256"]:
                 return None
     except (BuildError, KeyError, TypeError):
         return None

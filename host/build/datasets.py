@@ -28,6 +28,7 @@ import numpy as np
 
 from host.build import _tf
 from host.errors import DatasetError
+from host.hashing import file_sha256
 
 __all__ = ["DatasetRef", "Dataset", "parse_dataset", "identity", "load_dataset", "SYNTHETIC_DEFAULT_N", "KERAS_CIFAR10"]
 
@@ -144,7 +145,7 @@ def identity(ref: DatasetRef) -> dict[str, Any]:
     if ref.kind == "npz":
         if not path.is_file():
             raise DatasetError(f"npz dataset not found: {path} (expected a .npz with {', '.join(_NPZ_KEYS)})")
-        return {"kind": "npz", "sha256": _sha256_file(path), "size_bytes": path.stat().st_size}
+        return {"kind": "npz", "sha256": file_sha256(path), "size_bytes": path.stat().st_size}
     if not path.is_dir():
         raise DatasetError(f"images dataset folder not found: {path} (expected one sub-folder per class)")
     listing = hashlib.sha256()
@@ -181,14 +182,6 @@ def load_dataset(
 
 def _cifar10_loader() -> str:
     return "tfds" if importlib.util.find_spec("tensorflow_datasets") is not None else "keras.datasets"
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _split_train_val(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

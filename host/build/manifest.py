@@ -36,7 +36,6 @@ Format, ``manifest_version`` 1 (JSON object)::
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -46,13 +45,13 @@ from typing import Any
 
 from host.build.tflite_inspect import TfliteInfo
 from host.errors import BuildError
+from host.hashing import file_sha256
 
 __all__ = [
     "MANIFEST_VERSION",
     "MANIFEST_NAME",
     "PACKAGES",
     "package_versions",
-    "sha256_file",
     "file_entry",
     "write_manifest",
     "load_manifest",
@@ -75,19 +74,11 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def file_entry(path: Path, info: TfliteInfo) -> dict[str, Any]:
     """A ``files.*`` entry for the .tflite at ``path``, inspected as ``info``."""
     return {
         "path": path.name,
-        "sha256": sha256_file(path),
+        "sha256": file_sha256(path),
         "size_bytes": path.stat().st_size,
         "ops": list(info.ops),
         "op_counts": info.op_counts,

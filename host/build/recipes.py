@@ -14,6 +14,7 @@ from typing import Any
 
 from host.build import _tf
 from host.errors import BuildError, ModelCheckError
+from host.hashing import update_with_file
 
 __all__ = ["ModelFileError", "xnnpack_cnn", "build_recipe", "load_model_file", "model_identity", "keras3_message"]
 
@@ -148,7 +149,5 @@ def model_identity(path: Path) -> dict[str, Any]:
     for file in files:
         if path.is_dir():
             digest.update(f"{file.relative_to(path)}\0".encode())
-        with file.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
+        update_with_file(digest, file)
     return {"name": path.name, "sha256": digest.hexdigest()}

@@ -7,7 +7,6 @@ platform, version line, source, when added). The newest tool of an ABI is the de
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform as host_platform
@@ -27,13 +26,13 @@ from host import config
 from host.devices.elf import KNOWN_ABIS, SCRIPT, binary_abi
 from host.devices.errors import WrongAbiError
 from host.errors import ToolError, UsageError
+from host.hashing import file_sha256
 from host.records import DeviceFacts, ToolInfo
 
 __all__ = [
     "NIGHTLY_URL",
     "Platform",
     "CachedTool",
-    "file_sha256",
     "nightly_name",
     "add_tool",
     "list_tools",
@@ -72,14 +71,6 @@ class CachedTool:
     platform: Platform | None  # None: added by hand, platform unknown
     added_at: datetime
     default: bool  # the newest tool of its ABI: the one `lab bench` uses
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_abi(abi: str) -> None:
