@@ -65,10 +65,12 @@ def spawn(
     log_path: Path | None = None,
     extra_args: tuple[str, ...] = (),
     timeout: float = 30.0,
+    detach: bool = False,
 ) -> DeviceProcess:
     """Start ``python -m device_agent emulator`` and return once it listens.
 
-    Its stderr goes to ``log_path`` (or is inherited).
+    Its stderr goes to ``log_path`` (or is inherited). ``detach`` starts it in a session of its
+    own, so that it outlives the caller and the caller's Ctrl-C (``lab emulator start``).
 
     Raises:
         EmulatorStartError: it exited, or printed something else, or did not listen in ``timeout`` s.
@@ -80,7 +82,9 @@ def spawn(
         args += ["--model", model]
     log = open(log_path, "ab") if log_path else None
     try:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=detach
+        )
     finally:
         if log:
             log.close()

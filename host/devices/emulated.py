@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -22,6 +19,7 @@ from pathlib import Path
 
 import adbutils
 
+from device_agent.emulator.launch import EmulatorStartError, spawn
 from host import config
 from host.devices.adb import adb_client
 from host.errors import DeviceError, NotFoundError, UsageError
@@ -38,7 +36,6 @@ EMULATED_ARCHS = ("x86_64", "arm64")
 """x86_64: this machine's CPU; arm64: benchmark_model in an arm64 userland under QEMU (``lab emulator prepare``)."""
 _STATE_FILE = "device.json"
 _LOG_FILE = "emulator.log"
-_LISTENING = re.compile(r"listening on ([\d.]+|\[[0-9a-f:]+\]):(\d+)")
 _START_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 10.0
 
@@ -111,21 +108,6 @@ def _free_slot(home: Path) -> int:
     return slot
 
 
-def _wait_listening(process: subprocess.Popen[bytes], log: Path) -> int:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        match = _LISTENING.search(text)
-        if match:
-            return int(match.group(2))
-        if process.poll() is not None:
-            tail = " | ".join(text.strip().splitlines()[-3:]) or f"exit code {process.returncode}"
-            raise DeviceError(f"the emulated device did not start: {tail} (log: {log})")
-        time.sleep(0.05)
-    _terminate(process.pid)
-    raise DeviceError(f"the emulated device did not report its port within {_START_TIMEOUT_S:g} s (log: {log})")
-
-
 def _connect(client: adbutils.AdbClient, serial: str) -> None:
     try:
         answer = client.connect(serial, timeout=_START_TIMEOUT_S)
@@ -162,16 +144,15 @@ def start_emulated_device(
     device_root = folder / "root"
     device_root.mkdir(parents=True, exist_ok=True)
     log = folder / _LOG_FILE
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "device_agent", "emulator", "--port", str(port or 0), "--root", str(device_root),
-             *_arch_args(arch, cpu)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives this command and its Ctrl-C
+    log.unlink(missing_ok=True)
+    try:
+        launched = spawn(
+            port=port or 0, root=device_root, log_path=log, extra_args=tuple(_arch_args(arch, cpu)),
+            timeout=_START_TIMEOUT_S, detach=True,
         )
-    actual_port = _wait_listening(process, log)
+    except EmulatorStartError as exc:
+        raise DeviceError(f"{exc} (log: {log})") from exc
+    actual_port, process = launched.port, launched.process
     handle = EmulatedDeviceHandle(
         slot=slot,
         serial=f"127.0.0.1:{actual_port}",
