@@ -88,6 +88,7 @@ def run_experiment(request: RunRequest, *, home: Path, db_url: str, progress: Ru
         built = build_with_backend(
             request.build, home, backend=request.backend, force=request.force_build, progress=build_progress
         )
+    progress.stage(f"build {built.build_id}: {'reused from cache' if built.cached else 'done'} ({built.dir})")
     models = [
         model_file(built.dense, role="dense", build_id=built.build_id, manifest=built.manifest),
         model_file(built.pruned, role="pruned", build_id=built.build_id, manifest=built.manifest),
