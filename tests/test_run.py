@@ -61,6 +61,7 @@ def test_run_quick_on_an_emulated_device_then_history(adb_server: object, lab_ho
 
 
 def test_run_json_reuses_the_cached_build(adb_server: object, lab_home: Path) -> None:
+    _lab(lab_home, "run", *QUICK)  # builds, unless an earlier test in this module did
     result = _lab(lab_home, "run", *QUICK, "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(result.stdout)
