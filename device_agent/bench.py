@@ -16,6 +16,11 @@ Differences, all additive:
   prints one more line, the guest instructions per inference that the lab's QEMU plugin counted
   (``Instructions per inference (emulated, qemu-user neoverse-n1): first=… min=… median=…
   count=…``), or why they are unavailable; the times are measured as without it.
+- ``--enable_op_profiling=true``: LiteRT's Python API has no op profiler, so the runner says so in
+  one line and the run goes on; under the lab's QEMU plugin it prints per-kernel instruction counts
+  instead (``Instructions per kernel (…)``: the functions of LiteRT's native library, and any other
+  code, that ran during the measured runs; see ``device_agent.qemu.kernels``). Off, nothing of it
+  runs.
 
 numpy and ai-edge-litert are imported inside the functions that need them.
 """
@@ -36,10 +41,15 @@ from device_agent.output import (
     FAILED,
     MEMORY_NOTE,
     InstructionCounts,
+    KernelProfile,
+    KernelRow,
     RunStats,
     format_inference_timings,
     format_instructions,
     format_instructions_unavailable,
+    format_kernels,
+    format_kernels_unavailable,
+    format_op_profiling_unavailable,
     format_memory_delta,
     format_number,
     format_periodic_peak,
@@ -50,12 +60,17 @@ from device_agent.output import (
 )
 
 if TYPE_CHECKING:
-    from device_agent.qemu.counter import RegionCounter
+    from device_agent.qemu.counter import BlockCounter, RegionCounter
 
 __all__ = ["BenchFlags", "BenchmarkFailed", "ParsedArgs", "main", "parse_flags", "summarize", "timer_overhead_us"]
 
 INPUT_SEED = 0  # random inputs are the same on every run and every device
 CALIBRATION_RUNS = 20  # empty counted regions that measure the markers' own instructions
+KERNEL_ROWS = 100  # per-kernel rows printed; the rest are summed into one "(other functions)" row
+NO_OP_PROFILER = (
+    "LiteRT's Python API has no op profiler; per-kernel instruction counts come from the lab's QEMU "
+    "plugin on an emulated arm64 device, per-op times from benchmark_model on a phone"
+)
 _TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every .tflite
 
 
@@ -80,6 +95,7 @@ class BenchFlags:
     report_peak_memory_footprint: bool = False
     samples_file: str = ""
     count_instructions: bool = False  # parse_flags's default is true under the lab's QEMU emulation
+    enable_op_profiling: bool = False
 
 
 _HELP = {
@@ -95,6 +111,7 @@ _HELP = {
     "report_peak_memory_footprint": "also print the peak memory footprint (true/false/1/0)",
     "samples_file": "write every measured per-invoke time (us), one a line, to this file",
     "count_instructions": "print guest instructions per inference (the lab's QEMU plugin; default true under it)",
+    "enable_op_profiling": "per-op profile: per-kernel instruction counts under the lab's QEMU plugin",
 }
 
 # benchmark_model's names for the parameters it lists when they are set on the command line.
@@ -108,6 +125,7 @@ _PARAM_TITLES = {
     "report_peak_memory_footprint": "Report the peak memory footprint",
     "samples_file": "Samples file",
     "count_instructions": "Count instructions",
+    "enable_op_profiling": "Enable op profiling",
 }
 
 _HELP_ARGS = frozenset({"--help", "-h", "--help=true", "--help=1"})
@@ -415,7 +433,7 @@ def _log_params(log: _Log, parsed: ParsedArgs) -> None:
     log.info(f"Graph: [{f.graph}]")
     log.info(f"#threads used for CPU inference: [{f.num_threads}]")
     log.info(f"Use xnnpack: [{shown('use_xnnpack')}]")
-    for name in ("report_peak_memory_footprint", "samples_file", "count_instructions"):
+    for name in ("report_peak_memory_footprint", "samples_file", "count_instructions", "enable_op_profiling"):
         if name in explicit:
             log.info(f"{_PARAM_TITLES[name]}: [{shown(name)}]")
 
@@ -547,8 +565,84 @@ class _Counting:
             self.counter = None
 
 
+class _KernelCounting:
+    """``--enable_op_profiling`` under the QEMU plugin: per-block counts over the measured runs.
+
+    Created before the model is loaded, so that every block of LiteRT's library is counted per
+    block; ``reset`` after the warm-up, ``lines`` after the measured runs. Off, it does nothing.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.counter: BlockCounter | None = None
+        self.reason = "nothing was counted"
+        self.label = ""
+        if not enabled:
+            return
+        from device_agent.qemu.counter import emulation_label, open_block_counter
+
+        self.label = emulation_label()
+        opened = open_block_counter()
+        if isinstance(opened, str):
+            self.reason = opened
+            return
+        self.counter = opened
+        opened.on()
+
+    def reset(self) -> None:
+        if self.counter is not None:
+            self.counter.reset()
+
+    def take(self) -> dict[int, int] | None:
+        if self.counter is None:
+            return None
+        counts = self.counter.dump()
+        if counts is None:
+            self.reason = (
+                "the QEMU plugin did not answer the per-block markers: prepare the userland again "
+                "(python -m device_agent qemu prepare) to rebuild it"
+            )
+        return counts
+
+    def lines(self, counts: dict[int, int] | None, runs: int) -> list[str]:
+        if not self.enabled:
+            return []
+        if not counts or runs < 1:
+            return [format_kernels_unavailable(self.label, self.reason)]
+        from device_agent.qemu.kernels import attribute, read_maps
+
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            totals = attribute(counts, read_maps(fh.read()))
+        total = sum(totals.values())
+        ordered = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+        if len(ordered) > KERNEL_ROWS:
+            kept, rest = ordered[: KERNEL_ROWS - 1], ordered[KERNEL_ROWS - 1 :]
+            other = ("(other)", f"(other {len(rest)} functions)")
+            ordered = [*kept, (other, sum(insns for _, insns in rest))]
+        rows = tuple(
+            KernelRow(library=lib, function=func, instructions=insns / runs, percent=100.0 * insns / total)
+            for (lib, func), insns in ordered
+        )
+        return format_kernels(KernelProfile(label=self.label, runs=runs, total=total / runs, rows=rows))
+
+    def close(self) -> None:
+        if self.counter is not None:
+            self.counter.close()
+            self.counter = None
+
+
 def _measure(flags: BenchFlags, log: _Log, samples_file: TextIO | None) -> None:
     start_mb = _max_rss_mb()
+    kernels = _KernelCounting(flags.enable_op_profiling)
+    try:
+        _measure_loaded(flags, log, samples_file, start_mb, kernels)
+    finally:
+        kernels.close()
+
+
+def _measure_loaded(
+    flags: BenchFlags, log: _Log, samples_file: TextIO | None, start_mb: float | None, kernels: _KernelCounting
+) -> None:
     started = time.perf_counter_ns()
     interpreter = _load(flags, log)
     init_us = (time.perf_counter_ns() - started) / 1000.0
@@ -573,9 +667,11 @@ def _measure(flags: BenchFlags, log: _Log, samples_file: TextIO | None) -> None:
         log.info(format_stats(warmup))
         log.info()
         log.info(format_running(flags.num_runs, flags.min_secs, flags.max_secs))
+        kernels.reset()
         # At least one run: _validate refuses num_runs=0 with min_secs=0, and the loop's first
         # check passes even with max_secs=0.
         samples = _run_loop(invoke, flags.num_runs, flags.min_secs, flags.max_secs, flags.run_delay, counting.marks)
+        block_counts = kernels.take()
         end_mb = _max_rss_mb()  # before summarizing, whose arrays are the runner's, not the model's
         counts = counting.take(len(samples))
     finally:
@@ -597,6 +693,10 @@ def _measure(flags: BenchFlags, log: _Log, samples_file: TextIO | None) -> None:
     instructions = counting.line(warmup_counts, counts)
     if instructions is not None:
         log.info(instructions)
+    if flags.enable_op_profiling:
+        log.info(format_op_profiling_unavailable(NO_OP_PROFILER))
+        for line in kernels.lines(block_counts, len(samples)):
+            log.info(line)
     log.info(format_timer_overhead(overhead_us))
     log.info(format_runner(f"lab device_agent (LiteRT {_litert_version()})"))
 

@@ -42,20 +42,36 @@ with ``--count_instructions=true``) one line of guest instructions per inference
 or, when they cannot be counted, the reason::
 
     INFO: Instructions per inference (emulated, qemu-user neoverse-n1): unavailable (the QEMU counting plugin did not load: …)
+
+With ``--enable_op_profiling=true`` the runner says that LiteRT's Python API has no per-op
+profiler, and under the QEMU plugin prints per-kernel instruction counts instead (per inference
+over the measured runs, one row per function of the code that ran; tab-separated cells)::
+
+    INFO: Op profiling unavailable: LiteRT's Python API has no op profiler; …
+    INFO: Instructions per kernel (emulated, qemu-user neoverse-n1): runs=10 total=1.23457e+06
+    INFO: 	[instructions]	[%]	[library]	[function]
+    INFO: 	1.02e+06	82.650%	libpywrap_litert_common.so	xnn_f32_spmm_minmax_ukernel_32x1__neonfma_pipelined
+    INFO: 57 functions counted
+
+(or ``Instructions per kernel (…): unavailable (…)``). benchmark_model's own op-profiling tables
+are read by ``device_agent.op_profile`` (the host fills ``BenchmarkResult.op_profile``).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from device_agent.errors import OutputParseError
+from device_agent.op_profile import OpProfile
 
 __all__ = [
     "RunStats",
     "InstructionCounts",
+    "KernelRow",
+    "KernelProfile",
     "BenchmarkResult",
     "parse",
     "format_number",
@@ -68,6 +84,9 @@ __all__ = [
     "format_runner",
     "format_instructions",
     "format_instructions_unavailable",
+    "format_op_profiling_unavailable",
+    "format_kernels",
+    "format_kernels_unavailable",
     "MEMORY_NOTE",
     "FAILED",
 ]
@@ -114,6 +133,31 @@ class InstructionCounts:
 
 
 @dataclass(frozen=True)
+class KernelRow:
+    """One function's guest instructions per inference (emulated): ``library`` is its file's name."""
+
+    library: str
+    function: str
+    instructions: float  # per inference, averaged over the measured runs
+    percent: float  # of all instructions counted
+
+
+@dataclass(frozen=True)
+class KernelProfile:
+    """Per-kernel instruction counts under the lab's QEMU plugin, most instructions first.
+
+    ``total`` is per inference over every function (rows may be cut to the largest; see
+    ``format_kernels``). ``truncated``: the table ended before its ``N functions counted`` line.
+    """
+
+    label: str
+    runs: int
+    total: float
+    rows: tuple[KernelRow, ...] = ()
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
 class BenchmarkResult:
     """Everything one benchmark_model run printed that the lab keeps, in µs and MB.
 
@@ -140,6 +184,10 @@ class BenchmarkResult:
     runner: str | None = None  # device agent runner only: its name and LiteRT version
     instructions: InstructionCounts | None = None  # device agent runner under the lab's QEMU plugin only
     instructions_unavailable: str | None = None  # why the runner, asked to count, could not
+    kernels: KernelProfile | None = None  # device agent runner under QEMU with --enable_op_profiling
+    kernels_unavailable: str | None = None  # why the runner, asked to profile, counted no kernels
+    op_profiling_unavailable: str | None = None  # the runner's "Op profiling unavailable: …" reason
+    op_profile: OpProfile | None = None  # benchmark_model's op tables; filled by the host (find_op_profile)
     warnings: tuple[str, ...] = ()
 
 
@@ -228,6 +276,35 @@ def format_instructions_unavailable(label: str, reason: str) -> str:
     return f"Instructions per inference ({label}): unavailable ({' '.join(reason.split())})"
 
 
+OP_PROFILING_UNAVAILABLE = "Op profiling unavailable: "
+_KERNEL_COLUMNS = ("instructions", "%", "library", "function")
+
+
+def format_op_profiling_unavailable(reason: str) -> str:
+    return OP_PROFILING_UNAVAILABLE + " ".join(reason.split())
+
+
+def _count(value: float) -> str:
+    """Instructions per inference: whole, or with one decimal when the runs differed (never 1.2e+06)."""
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def format_kernels(profile: KernelProfile) -> list[str]:
+    """The per-kernel table: a title, a header, one tab-separated row per function, an end line."""
+    n = _count
+    lines = [
+        f"Instructions per kernel ({profile.label}): runs={profile.runs} total={n(profile.total)}",
+        "".join(f"\t[{c}]" for c in _KERNEL_COLUMNS),
+    ]
+    lines += [f"\t{n(r.instructions)}\t{r.percent:.3f}%\t{r.library}\t{r.function}" for r in profile.rows]
+    lines.append(f"{len(profile.rows)} functions counted")
+    return lines
+
+
+def format_kernels_unavailable(label: str, reason: str) -> str:
+    return f"Instructions per kernel ({label}): unavailable ({' '.join(reason.split())})"
+
+
 # ---------------------------------------------------------------------------------------------
 # Parser
 
@@ -281,6 +358,12 @@ _INSTRUCTIONS = re.compile(
     r"first=(?P<first>\d+) min=(?P<min>\d+) median=(?P<median>\d+) count=(?P<count>\d+)(?: overhead=(?P<overhead>\d+))?"
     r"|unavailable \((?P<reason>.*)\))\s*$"
 )
+_KERNELS_PREFIX = "Instructions per kernel ("
+_KERNELS = re.compile(
+    rf"^Instructions per kernel \((?P<label>[^()]+)\): (?:runs=(?P<runs>\d+) total=(?P<total>{_NUM})"
+    r"|unavailable \((?P<reason>.*)\))\s*$"
+)
+_KERNELS_END = re.compile(r"^(?P<n>\d+) functions counted\s*$")
 _DUPLICATE_FLAGS = re.compile(r"^Duplicate flags: ")
 _FAILED = re.compile(r"^(?:Benchmarking failed\.|Failed to initialize the interpreter|Failed to allocate tensors)")
 
@@ -366,12 +449,17 @@ class _Scan:
     errors: list[str] = field(default_factory=list)
     failure: str | None = None
     last: str = ""
+    kernels: KernelProfile | None = None
+    kernel_columns: dict[str, int] | None = None  # while inside the per-kernel table: column → cell index
+    kernel_rows: list[KernelRow] = field(default_factory=list)
 
     def line(self, raw: str) -> None:
         severity, line = _split(raw)
         if not line:
             return
         self.last = raw.strip()
+        if self.kernels is not None and self._kernel_line(line):
+            return
         if line.startswith("count="):
             match = _STATS.match(line)
             ran = match is not None and int(match["count"]) > 0
@@ -400,6 +488,10 @@ class _Scan:
             self.fields["runner"] = m["name"]
         elif line.startswith(_INSTRUCTIONS_PREFIX):
             self._instructions(line)
+        elif line.startswith(_KERNELS_PREFIX):
+            self._kernels_title(line)
+        elif line.startswith(OP_PROFILING_UNAVAILABLE):
+            self.fields["op_profiling_unavailable"] = line[len(OP_PROFILING_UNAVAILABLE) :]
         elif _FAILED.match(line):
             self.failure = self.failure or self.last
         elif severity == "ERROR":
@@ -422,6 +514,54 @@ class _Scan:
             raise OutputParseError("benchmark_model output has inconsistent instruction counts", _quote(self.last))
         self.fields["instructions"] = counts
 
+    def _kernels_title(self, line: str) -> None:
+        m = _KERNELS.match(line)
+        if m is None:
+            raise OutputParseError("benchmark_model output has a malformed per-kernel title", _quote(self.last))
+        if m["reason"] is not None:
+            self.fields["kernels_unavailable"] = m["reason"]
+            return
+        self.kernels = KernelProfile(label=m["label"], runs=int(m["runs"]), total=_f(m["total"]) or 0.0, truncated=True)
+        self.kernel_columns = None
+        self.kernel_rows = []
+
+    def _kernel_line(self, line: str) -> bool:
+        """A line of the per-kernel table (True), or the first line after it (False: the table is cut)."""
+        cells = [c.strip() for c in line.split("\t")]
+        if self.kernel_columns is None:
+            names = [c.strip("[]").lower() for c in cells]
+            missing = [c for c in _KERNEL_COLUMNS if c not in names]
+            if missing:
+                raise OutputParseError(
+                    f"the per-kernel table's header lacks the column {missing[0]!r}", _quote(self.last)
+                )
+            self.kernel_columns = {c: names.index(c) for c in _KERNEL_COLUMNS}
+            return True
+        if m := _KERNELS_END.match(line):
+            self._end_kernels(truncated=int(m["n"]) != len(self.kernel_rows))
+            return True
+        col = self.kernel_columns
+        if len(cells) < len(col):
+            self._end_kernels(truncated=True)
+            return False
+        try:
+            row = KernelRow(
+                library=cells[col["library"]], function=cells[col["function"]],
+                instructions=float(cells[col["instructions"]]), percent=float(cells[col["%"]].rstrip("%")),
+            )  # fmt: skip
+        except ValueError:
+            raise OutputParseError("the per-kernel table has a malformed row", _quote(self.last)) from None
+        self.kernel_rows.append(row)
+        return True
+
+    def _end_kernels(self, truncated: bool) -> None:
+        if self.kernels is None:
+            return
+        self.fields["kernels"] = replace(self.kernels, rows=tuple(self.kernel_rows), truncated=truncated)
+        if truncated:
+            self.warnings.append("the per-kernel instruction table is cut short")
+        self.kernels = None
+
 
 def parse(text: str) -> BenchmarkResult:
     """Read one benchmark_model run's output (any version since TF 1.12, or the device agent's runner).
@@ -442,6 +582,8 @@ def parse(text: str) -> BenchmarkResult:
     scan = _Scan()
     for raw in text.splitlines():
         scan.line(raw)
+    if scan.kernels is not None:
+        scan._end_kernels(truncated=True)
 
     if scan.failure is not None or (scan.errors and not scan.stats):
         raise OutputParseError("benchmark_model failed", _quote(scan.errors[0] if scan.errors else scan.failure or ""))

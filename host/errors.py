@@ -7,6 +7,7 @@ Only the CLI turns these into exit codes (see ``host.cli.main``); library code r
     ├── ConfigError               environment or configuration is unusable (exit 2)
     ├── StoreError                the result store cannot be opened, read or written
     │   ├── SchemaError           database schema newer/older than the code
+    │   ├── DatabaseUnreachableError  the database server does not answer (exit 2)
     │   └── NotFoundError         an id (run, model, device) that is not in the store
     ├── DeviceError               adb server or device failed
     │   ├── NoDeviceError         nothing to run on (exit 2)
@@ -28,6 +29,7 @@ __all__ = [
     "ConfigError",
     "StoreError",
     "SchemaError",
+    "DatabaseUnreachableError",
     "NotFoundError",
     "DeviceError",
     "NoDeviceError",
@@ -61,6 +63,10 @@ class StoreError(LabError):
 
 
 class SchemaError(StoreError):
+    exit_code = 2
+
+
+class DatabaseUnreachableError(StoreError):
     exit_code = 2
 
 

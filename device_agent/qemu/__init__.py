@@ -21,8 +21,11 @@ API (stdlib only at import)::
 ``cortex-a53``); ``main(argv)`` is ``python -m device_agent qemu prepare|bench|info``. The parser
 (``device_agent.output.parse``) fills ``BenchmarkResult.instructions``. Counts are exact with one
 thread (the runner's default); with ``--num_threads`` above 1 they include the workers' waiting.
-See ``userland`` for the folder's layout and the returned environment, ``bootstrap`` for the
-preparation steps, ``counter`` and ``insn_count.c`` for how regions are counted.
+With ``--enable_op_profiling=true`` the plugin also counts per translated block, and the runner
+prints per-kernel instruction counts (``Instructions per kernel (…)``: the functions of LiteRT's
+library, found in its ELF symbol table, see ``kernels``). See ``userland`` for the folder's
+layout and the returned environment, ``bootstrap`` for the preparation steps, ``counter`` and
+``insn_count.c`` for how regions are counted.
 """
 
 from __future__ import annotations

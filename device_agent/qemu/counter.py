@@ -25,6 +25,11 @@ __all__ = [
     "MAGIC_START",
     "MAGIC_STOP",
     "RegionCounter",
+    "BlockCounter",
+    "MAGIC_KERNELS_ON",
+    "MAGIC_KERNELS_RESET",
+    "MAGIC_KERNELS_DUMP",
+    "open_block_counter",
     "counting_requested",
     "emulation_label",
     "open_counter",
@@ -38,6 +43,11 @@ _UNAVAILABLE = "unavailable: "
 # "LAB_STAR" and "LAB_STOP" as 64-bit integers: keep in step with insn_count.c.
 MAGIC_START = 0x4C41425F53544152
 MAGIC_STOP = 0x4C41425F53544F50
+# "LAB_KRON", "LAB_KRST", "LAB_KDMP": per-block counts on, reset, dump (--enable_op_profiling).
+MAGIC_KERNELS_ON = 0x4C41425F4B524F4E
+MAGIC_KERNELS_RESET = 0x4C41425F4B525354
+MAGIC_KERNELS_DUMP = 0x4C41425F4B444D50
+_DUMP_END = "end"
 
 NOT_ANSWERED = (
     "no QEMU counting plugin answered the runner's marker: run under the lab's QEMU emulation, "
@@ -85,6 +95,58 @@ class RegionCounter:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+class BlockCounter:
+    """Per-block instruction counts (``--enable_op_profiling`` under the plugin): where the guest ran.
+
+    ``on`` makes the plugin count every block translated from then on by its start address (send
+    it before the code to profile is loaded); ``reset`` zeroes the counts; ``dump`` returns
+    {block address: instructions since the reset}, or None when no plugin answered (a plugin built
+    before per-block counting, or none at all).
+    """
+
+    def __init__(self) -> None:
+        fd, path = tempfile.mkstemp(prefix="lab-blocks-")
+        os.unlink(path)
+        self._fd = fd
+        self._read = 0
+        advise = os.posix_fadvise
+        self.on: Callable[[], None] = functools.partial(advise, fd, MAGIC_KERNELS_ON, 0, os.POSIX_FADV_NORMAL)
+        self.reset: Callable[[], None] = functools.partial(advise, fd, MAGIC_KERNELS_RESET, 0, os.POSIX_FADV_NORMAL)
+        self._dump: Callable[[], None] = functools.partial(advise, fd, MAGIC_KERNELS_DUMP, 0, os.POSIX_FADV_NORMAL)
+
+    def dump(self) -> dict[int, int] | None:
+        self._dump()
+        chunks = []
+        while chunk := os.pread(self._fd, 1 << 20, self._read):
+            chunks.append(chunk)
+            self._read += len(chunk)
+        lines = b"".join(chunks).decode("ascii").splitlines()
+        if not lines or lines[-1] != _DUMP_END:
+            return None
+        counts: dict[int, int] = {}
+        for line in lines[:-1]:
+            address, insns = line.split()
+            key = int(address, 16)
+            counts[key] = counts.get(key, 0) + int(insns)  # a block translated twice has two entries
+        return counts
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def open_block_counter(environ: Mapping[str, str] | None = None) -> BlockCounter | str:
+    """A per-block counter, or why there can be none (not under the lab's QEMU plugin)."""
+    env = os.environ if environ is None else environ
+    state = env.get(ENV_COUNTING, "")
+    if state.startswith(_UNAVAILABLE):
+        return state[len(_UNAVAILABLE) :]
+    if state != COUNTING_PLUGIN:
+        return "not running under the lab's QEMU counting plugin (an emulated device started with --arch arm64)"
+    if not hasattr(os, "posix_fadvise"):
+        return "this system has no posix_fadvise, the runner's marker for the QEMU counting plugin"
+    return BlockCounter()
 
 
 def open_counter(environ: Mapping[str, str] | None = None) -> RegionCounter | str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from device_agent.errors import OutputParseError
+from device_agent.op_profile import find_op_profile
 from device_agent.output import BenchmarkResult, parse
 
 from host.bench.plan import PlannedTrial
@@ -25,7 +26,21 @@ from host.devices.tools import version_line
 from host.errors import DeviceError
 from host.records import DeviceFacts, DeviceState, ModelFile, ToolInfo, Trial, TrialParams
 
-__all__ = ["DeviceSession", "benchmark_command", "builtin_tool", "failure_reason", "run_trial", "SAMPLES_PATH", "OUTPUT_PATH"]
+__all__ = [
+    "DeviceSession",
+    "benchmark_command",
+    "builtin_tool",
+    "failure_reason",
+    "read_op_profile",
+    "run_trial",
+    "ops_requested",
+    "SAMPLES_PATH",
+    "OUTPUT_PATH",
+    "OP_PROFILING_FLAG",
+]
+
+OP_PROFILING_FLAG = "--enable_op_profiling=true"
+"""benchmark_model's flag for per-op profiles (``lab bench --ops``)."""
 
 _STATE_TIMEOUT_S = 30.0
 
@@ -124,6 +139,32 @@ def failure_reason(output: str, returncode: int) -> str:
     return f"benchmark_model failed (exit {returncode}): {detail}"
 
 
+def ops_requested(params: TrialParams) -> bool:
+    return OP_PROFILING_FLAG in params.extra_flags
+
+
+def read_op_profile(result: BenchmarkResult, output: str) -> BenchmarkResult:
+    """``result`` with benchmark_model's op profile from ``output``, for a trial run with ``--ops``.
+
+    A profile that is absent (neither op tables nor per-kernel counts) or unreadable is a warning
+    of the trial, never its failure: the times still count.
+    """
+    warnings = list(result.warnings)
+    try:
+        profile = find_op_profile(output)
+    except OutputParseError as exc:
+        return replace(result, warnings=(*warnings, f"op profile unreadable: {exc}"))
+    if profile is not None:
+        warnings.extend(f"op profile: {w}" for w in profile.warnings)
+    elif result.kernels is None:
+        reasons = [result.op_profiling_unavailable]
+        if result.kernels_unavailable:
+            reasons.append(f"per-kernel counts: {result.kernels_unavailable}")
+        reason = "; ".join(r for r in reasons if r) or "benchmark_model printed no op profile"
+        warnings.append(f"op profiling requested but absent: {reason}")
+    return replace(result, op_profile=profile, warnings=tuple(warnings))
+
+
 def _parse_samples(text: str) -> list[float] | None:
     try:
         values = [float(line) for line in text.split()]
@@ -220,6 +261,8 @@ def _read_result(trial: Trial, returncode: int) -> None:
     except OutputParseError as exc:
         trial.error = f"unreadable benchmark_model output: {exc}"
         return
+    if ops_requested(trial.params):
+        parsed = read_op_profile(parsed, trial.raw_output)
     trial.result = parsed
     if parsed.runs is None or parsed.runs.avg_us is None:
         trial.error = "benchmark_model printed no measured runs (no count=… line with an average)"

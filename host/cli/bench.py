@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from host.bench import model_file, run_bench
+from host.bench.trial import OP_PROFILING_FLAG
 from host.bench.render import RichBenchProgress, failure_lines, outcome_json, summary_table
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt, RunsOpt, SerialOpt, ThreadsOpt, TrialsOpt, WarmupOpt
@@ -45,6 +46,14 @@ def bench(
         Path | None, typer.Option("--binary", help="A benchmark_model to push and use for this run only.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffled trial order.")] = 0,
+    ops: Annotated[
+        bool,
+        typer.Option(
+            "--ops",
+            help="Per-op profiles: benchmark_model's per-op times (--enable_op_profiling=true), or per-kernel "
+            "instruction counts on an arm64 emulated device; stored with each trial.",
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Benchmark .tflite models on every selected device: interleaved trials, medians with 95% CIs.
@@ -56,7 +65,14 @@ def bench(
     files = [model_file(path) for path in models]
     client = adb_client(on_start=lambda message: err.print(message, highlight=False))
     devices = select_devices(client, device)
-    params = TrialParams(threads=threads, runs=runs, warmup_runs=warmup, use_xnnpack=not no_xnnpack, timeout_s=timeout)
+    params = TrialParams(
+        threads=threads,
+        runs=runs,
+        warmup_runs=warmup,
+        use_xnnpack=not no_xnnpack,
+        timeout_s=timeout,
+        extra_flags=(OP_PROFILING_FLAG,) if ops else (),
+    )
     config = {
         "command": "bench",
         "models": [{"name": m.name, "sha256": m.sha256, "path": m.path} for m in files],

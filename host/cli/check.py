@@ -25,6 +25,9 @@ def check(
     ] = None,
     run: Annotated[int | None, typer.Option(help="The run to check. Default: the latest run.")] = None,
     metric: Annotated[str, typer.Option(help="time (trial latencies) or instructions (QEMU counts).")] = "time",
+    ops: Annotated[
+        bool, typer.Option("--ops", help="Name the ops behind each regression (runs benchmarked with lab bench --ops).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Exit 1 when a model on a device got slower beyond the threshold with statistical confidence.
@@ -34,7 +37,7 @@ def check(
     """
     threshold = parse_threshold(max_regression) if max_regression is not None else None
     with open_store(lab_context(ctx).db_url) as store:
-        result = check_run(store, run, baseline, threshold, metric)
+        result = check_run(store, run, baseline, threshold, metric, ops=ops)
     if as_json:
         typer.echo(report_json.dumps({**to_jsonable(result), "exit_code": result.exit_code}))
     else:

@@ -8,7 +8,7 @@ import typer
 
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
-from host.report import compare_runs, render_comparison, stdout_console
+from host.report import compare_ops, compare_runs, render_comparison, render_op_comparison, stdout_console
 from host.report import json as report_json
 from host.store import open_store
 
@@ -17,15 +17,27 @@ def compare(
     ctx: typer.Context,
     run_a: Annotated[int, typer.Argument(help="The baseline run id.")],
     run_b: Annotated[int, typer.Argument(help="The run to compare with it.")],
+    ops: Annotated[
+        bool, typer.Option("--ops", help="Also diff the per-op profiles (runs benchmarked with lab bench --ops).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Both medians, their ratio B/A with a 95% CI, and faster / slower / no change (Mann–Whitney U + ±5%)."""
+    """Both medians, their ratio B/A with a 95% CI, and faster / slower / no change (Mann–Whitney U + ±5%).
+
+    With --ops, per model × device: each op in both runs (matched by index, type and name, or by type
+    when the graph changed; kernels by function), sorted by its part in the total change; ops in one
+    run only are listed.
+    """
     with open_store(lab_context(ctx).db_url) as store:
         result = compare_runs(store, run_a, run_b)
+        op_result = compare_ops(store, run_a, run_b) if ops else None
     if as_json:
-        typer.echo(report_json.dumps(result))
-    else:
-        render_comparison(result, stdout_console())
+        typer.echo(report_json.dumps(result if op_result is None else {"comparison": result, "ops": op_result}))
+        return
+    console = stdout_console()
+    render_comparison(result, console)
+    if op_result is not None:
+        render_op_comparison(op_result, console)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from host.cli.context import lab_context
+from host.cli.farm_devices import show_farm_devices
 from host.cli.options import JsonOpt
 from host.devices import DeviceEntry, adb_client, list_devices, server_address
 from host.records import DeviceFacts, to_jsonable
@@ -54,12 +57,21 @@ def _table(entries: list[DeviceEntry]) -> Table:
     return table
 
 
-def devices(ctx: typer.Context, json_: JsonOpt = False) -> None:
+def devices(
+    ctx: typer.Context,
+    farm: Annotated[
+        bool, typer.Option("--farm", help="Every farm host's devices (shared database), with heartbeat and state.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
     """List attached devices with their facts; unauthorized or offline ones with what to do.
 
     Facts: model, SoC, ABIs, Android version, cores with max frequencies, and kind (physical,
-    emulator, emulated).
+    emulator, emulated). With --farm: the hosts and devices registered by `lab agent`.
     """
+    if farm:
+        show_farm_devices(lab_context(ctx), json_)
+        return
     err = Console(stderr=True, soft_wrap=True)
     client = adb_client(on_start=lambda message: err.print(message, highlight=False))
     entries = list_devices(client)

@@ -13,7 +13,24 @@ import typer
 from typer.core import TyperGroup
 
 from host import __version__, config
-from host.cli import bench, build, check, compare, devices, doctor, emulator, history, images, report, run, tools, transfer
+from host.cli import (
+    agent,
+    bench,
+    build,
+    check,
+    compare,
+    devices,
+    doctor,
+    emulator,
+    history,
+    images,
+    jobs,
+    report,
+    run,
+    submit,
+    tools,
+    transfer,
+)
 from host.cli.context import LabContext
 from host.errors import LabError
 
@@ -69,7 +86,9 @@ def _root(
     ctx.obj = LabContext(home=lab_home, db_url=db_url)
 
 
-for _module in (run, build, devices, tools, bench, history, compare, check, report, transfer, emulator, doctor, images):
+for _module in (
+    run, build, devices, tools, bench, history, compare, check, report, transfer, emulator, images, submit, jobs, agent, doctor
+):
     _module.register(app)
 
 

@@ -2,6 +2,7 @@
 
     report = build_report(store, run_id)
     render_terminal(report, console)                 # rich tables
+    render_op_comparison(compare_ops(store, a, b), console)   # per-op diffs (lab bench --ops)
     write_report(report, "html", Path("r.html"))     # md | html | csv | json
 """
 
@@ -23,7 +24,15 @@ from host.report.compare import compare_runs
 from host.report.exporters import EXPORTERS, FORMATS, export_report, write_report
 from host.report.history import history_rows
 from host.report.plot import history_png, report_png
-from host.report.terminal import render_check, render_comparison, render_history, render_terminal, stdout_console
+from host.report.ops import RunOpsComparison, compare_ops
+from host.report.terminal import (
+    render_check,
+    render_comparison,
+    render_history,
+    render_op_comparison,
+    render_terminal,
+    stdout_console,
+)
 
 __all__ = [
     "RunReport",
@@ -37,6 +46,9 @@ __all__ = [
     "build_report",
     "history_rows",
     "compare_runs",
+    "compare_ops",
+    "RunOpsComparison",
+    "render_op_comparison",
     "check_run",
     "render_terminal",
     "render_history",

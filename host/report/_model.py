@@ -12,6 +12,7 @@ from host.store import RunInfo
 __all__ = [
     "ModelRow",
     "DeviceReport",
+    "TopOps",
     "RunReport",
     "HistoryRow",
     "ComparisonRow",
@@ -44,10 +45,20 @@ class ModelRow:
 
 
 @dataclass(frozen=True)
+class TopOps:
+    """`lab report`: the costliest ops (or kernels, on an emulated device) of one model on one device."""
+
+    model_name: str
+    unit: str  # "ms" per op, or "instructions" per kernel
+    ops: list[tuple[str, str, float, float | None]]  # (type or library, name or function, median, median %)
+
+
+@dataclass(frozen=True)
 class DeviceReport:
     device: DeviceFacts
     rows: list[ModelRow]
     notes: list[str]
+    top_ops: list[TopOps] = field(default_factory=list)  # runs benchmarked with --ops
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,7 @@ class CheckRow:
     p_value: float | None
     regression: bool
     reason: str
+    ops: tuple[str, ...] = ()  # --ops: the ops behind a regression, largest share of the change first
 
 
 @dataclass(frozen=True)

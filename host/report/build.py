@@ -10,7 +10,8 @@ from typing import Any
 from host.bench.stats import Estimate, clean
 from host.bench.summary import Summary, summarize
 from host.records import DeviceFacts, Trial
-from host.report._model import DeviceReport, HistoryRow, ModelRow, RunReport
+from host.report.ops import top_ops
+from host.report._model import DeviceReport, HistoryRow, ModelRow, RunReport, TopOps
 from host.report.history import history_rows
 from host.store import HistoryFilter, Store
 
@@ -164,9 +165,14 @@ def build_report(store: Store, run_id: int) -> RunReport:
         devices.setdefault(serial, summary.device)
         sections.setdefault(serial, []).append(_row(summary, by_group[(serial, summary.model_sha256)]))
     reports = []
+    op_groups = store.op_groups([run.id])
     for serial, rows in sections.items():
         baseline = next((r for r in rows if r.model_sha256 == baseline_sha), None)
-        reports.append(DeviceReport(devices[serial], rows, _section_notes(devices[serial], rows, baseline)))
+        tops = []
+        for group in (g for g in op_groups if g.device.serial == serial):
+            unit, ops = top_ops(group)
+            tops.append(TopOps(group.model_name, unit, ops))
+        reports.append(DeviceReport(devices[serial], rows, _section_notes(devices[serial], rows, baseline), tops))
     baseline_name = next((t.model.name for t in trials if t.model.sha256 == baseline_sha), None)
     return RunReport(
         run=run,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import statistics
+from dataclasses import replace
 
 from host.bench.stats import Estimate, clean, compare
 from host.errors import UsageError
 from host.report._match import Pair, gate_values, label, match_groups, pool_groups
 from host.report._model import CheckResult, CheckRow
+from host.report.ops import OpDiff, compare_op_groups, pair_op_groups, pool_op_groups
 from host.store import RunInfo, Store
 
 __all__ = ["check_run", "parse_baseline", "parse_threshold", "METRICS", "DEFAULT_MAX_REGRESSION"]
@@ -93,6 +95,43 @@ def _instructions_row(pair: Pair, threshold: float) -> CheckRow | None:
     )
 
 
+OPS_NAMED = 3  # ops named behind a regression
+
+
+def _describe(r: OpDiff, unit: str) -> str:
+    fmt = (lambda v: f"{v:,.0f}") if unit == "instructions" else (lambda v: f"{v:.3f} ms")
+    where = f" #{r.index_b if r.index_b is not None else r.index_a}" if unit == "ms" else ""
+    if r.a is None:
+        change = f"new in the candidate, {fmt(r.b or 0.0)}"
+    elif r.b is None:
+        change = f"gone from the candidate (was {fmt(r.a)})"
+    else:
+        change = f"{fmt(r.a)} → {fmt(r.b)} (×{r.b / r.a:.3f})" if r.a else f"{fmt(r.a)} → {fmt(r.b)}"
+    return f"{r.node_type} {r.name}{where}: {change}"
+
+
+def _ops_behind(store: Store, bases: list[RunInfo], candidate: RunInfo, rows: list[CheckRow]) -> list[CheckRow]:
+    """Each regression with the ops that grew most (beyond noise); or why they cannot be named."""
+    base_groups = pool_op_groups(store.op_groups([b.id for b in bases]))
+    pairs, _ = pair_op_groups(base_groups, store.op_groups([candidate.id]))
+    diffs = {}
+    for base, cand in pairs:
+        diffs[(cand.model_name, cand.device.serial)] = compare_op_groups(base, cand)
+    named = []
+    for row in rows:
+        if not row.regression:
+            named.append(row)
+            continue
+        diff = diffs.get((row.model_name, row.device_serial))
+        if diff is None:
+            named.append(replace(row, ops=("ops behind it: no op profile on both sides (benchmark with lab bench --ops)",)))
+            continue
+        grown = [r for r in diff.rows if r.delta > 0 and r.beyond_noise][:OPS_NAMED]
+        lines = tuple(f"op behind it: {_describe(r, diff.unit)}" for r in grown)
+        named.append(replace(row, ops=lines or ("ops behind it: no single op grew beyond noise",)))
+    return named
+
+
 def _baselines(store: Store, candidate: RunInfo, baseline: int | tuple[str, int]) -> list[RunInfo]:
     if isinstance(baseline, int):
         return [store.get_run(baseline)]
@@ -105,8 +144,11 @@ def check_run(
     baseline: str | None = None,
     max_regression: float | None = None,
     metric: str = "time",
+    ops: bool = False,
 ) -> CheckResult:
     """Gates run ``run_id`` (default: the latest) against ``baseline`` (default: the run before it).
+
+    With ``ops``, each regression names the ops (or kernels) behind it from the runs' op profiles.
 
     Raises:
         NotFoundError: an unknown run id.
@@ -146,4 +188,6 @@ def check_run(
                 rows.append(row)
     if not rows and not pairs:
         reasons.append("no model × device of the run is in the baseline")
+    if ops and any(r.regression for r in rows):
+        rows = _ops_behind(store, bases, candidate, rows)
     return CheckResult(candidate, bases, metric, threshold, rows, reasons)

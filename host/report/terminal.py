@@ -8,8 +8,18 @@ from rich.table import Table
 
 from host.report import _format as f
 from host.report._model import CheckResult, HistoryRow, RunComparison, RunReport
+from host.report.ops import OpDiff, RunOpsComparison
 
-__all__ = ["render_terminal", "render_history", "render_comparison", "render_check", "stdout_console"]
+__all__ = [
+    "render_terminal",
+    "render_history",
+    "render_comparison",
+    "render_op_comparison",
+    "render_check",
+    "stdout_console",
+]
+
+OP_ROWS = 25  # rows of an op diff shown; ops in one run only are always shown
 
 _PIPE_WIDTH = 200  # a file or pipe has no width: do not wrap tables at rich's default of 80 columns
 
@@ -59,6 +69,12 @@ def render_terminal(report: RunReport, console: Console) -> None:
         console.print(table)
         for note in section.notes:
             console.print(f"  [yellow]note:[/] {escape(note)}")
+        for top in section.top_ops:
+            what = "kernels by instructions per inference" if top.unit == "instructions" else "ops by ms per inference"
+            console.print(f"  top {what}, {escape(top.model_name)}:")
+            for kind, name, value, share in top.ops:
+                share_text = f" ({share:.1f}%)" if share is not None else ""
+                console.print(f"    {_op_value(value, top.unit)}{share_text}  {escape(kind)}  {escape(name)}")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
 
@@ -117,6 +133,57 @@ def render_comparison(cmp: RunComparison, console: Console) -> None:
     )
 
 
+def _op_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return f.DASH
+    return f"{value:,.0f}" if unit == "instructions" else f"{value:.3f}"
+
+
+def _op_row(r: OpDiff, unit: str) -> tuple[str, ...]:
+    index = r.index_a if r.index_a is not None else r.index_b
+    ratio = r.ratio
+    return (
+        f.DASH if unit == "instructions" or index is None else str(index),
+        escape(r.node_type),
+        escape(r.name),
+        _op_value(r.a, unit),
+        _op_value(r.b, unit),
+        f"{ratio:.3f}" if ratio is not None else f.DASH,
+        ("+" if r.delta > 0 else "") + _op_value(r.delta, unit),
+        "[bold]yes[/]" if r.beyond_noise else "[dim]no[/]",
+        r.matched_by if r.a is not None and r.b is not None else f"[yellow]{r.matched_by}[/]",
+    )
+
+
+def render_op_comparison(cmp: RunOpsComparison, console: Console, limit: int = OP_ROWS) -> None:
+    """Per model × device: the ops sorted by their part in the total change; unmatched ops always listed."""
+    for g in cmp.groups:
+        models = g.model_b if g.model_a == g.model_b else f"{g.model_a} → {g.model_b}"
+        what = "instructions per inference, per kernel" if g.unit == "instructions" else "ms per inference, per op"
+        table = Table(
+            title=f"{escape(models)} on {escape(g.device_serial)}: {what}, run {cmp.run_b.id} (B) against run {cmp.run_a.id} (A)",
+            title_justify="left",
+        )
+        is_kernels = g.unit == "instructions"
+        for column in ("#", "library" if is_kernels else "type", "function" if is_kernels else "name"):
+            table.add_column(column)
+        for column in ("A", "B", "B/A", "B − A", "beyond noise", "matched by"):
+            table.add_column(column, justify="right" if column in ("A", "B", "B/A", "B − A") else "left")
+        shown = [r for i, r in enumerate(g.rows) if i < limit or r.a is None or r.b is None]
+        for r in shown:
+            table.add_row(*_op_row(r, g.unit))
+        console.print(table)
+        total_ratio = f" (×{g.total_b / g.total_a:.3f})" if g.total_a else ""
+        console.print(
+            f"  total {_op_value(g.total_a, g.unit)} → {_op_value(g.total_b, g.unit)}{total_ratio}; "
+            f"{len(g.unmatched)} op(s) in one run only; medians over {g.trials_a} and {g.trials_b} trials"
+        )
+        if len(shown) < len(g.rows):
+            console.print(f"  [dim]{len(g.rows) - len(shown)} more matched op(s) with smaller changes[/]")
+    for item in cmp.not_compared:
+        console.print(f"  [yellow]not compared:[/] {escape(item)}")
+
+
 def render_check(result: CheckResult, console: Console) -> None:
     """The verdict first (what a CI log reader looks for), then the table and the reasons."""
     if result.candidate is None or not result.rows:
@@ -151,5 +218,8 @@ def render_check(result: CheckResult, console: Console) -> None:
             escape(r.reason),
         )
     console.print(table)
+    for r in result.rows:
+        for line in r.ops:
+            console.print(f"  {escape(r.model_name)} on {escape(r.device_serial)}: {escape(line)}")
     for reason in result.reasons:
         console.print(f"  [yellow]not compared:[/] {escape(reason)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from datetime import datetime, timezone
@@ -35,6 +36,25 @@ T = TypeVar("T")
 
 class DecodeError(ValueError):
     """A JSON value that does not fit the record it should become; the message names the field."""
+
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _portable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_portable(v) for v in value]
+    return value
+
+
+def portable_json_dumps(value: Any) -> str:
+    """JSON for the store's JSON columns: NaN and ±inf as the strings "NaN", "Infinity",
+    "-Infinity", because PostgreSQL's json type rejects the bare tokens Python writes."""
+    return json.dumps(_portable(value), allow_nan=False)
 
 
 def canonical_json(value: Any) -> str:
@@ -90,6 +110,8 @@ def _decode(tp: Any, value: Any, path: str) -> Any:
             raise _fail(path, "an integer", value)
         return value
     if tp is float:
+        if isinstance(value, str) and value in _NON_FINITE:
+            return _NON_FINITE[value]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _fail(path, "a number", value)
         return float(value)

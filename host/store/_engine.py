@@ -19,7 +19,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from host.errors import StoreError
+from host.errors import DatabaseUnreachableError, StoreError
+from host.store._codec import portable_json_dumps
 
 __all__ = ["BUSY_TIMEOUT_S", "WRITE_OPTION", "make_engine", "describe_url", "sqlite_path", "translate_error"]
 
@@ -102,12 +103,17 @@ def make_engine(url: str) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             if path is None:  # in memory: one shared connection, or each thread would see its own database
-                engine = create_engine(parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+                engine = create_engine(
+                    parsed, connect_args={"check_same_thread": False}, poolclass=StaticPool,
+                    json_serializer=portable_json_dumps,
+                )
             else:
-                engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
+                engine = create_engine(
+                    parsed, connect_args={"timeout": BUSY_TIMEOUT_S}, json_serializer=portable_json_dumps
+                )
             _sqlite_events(engine)
         else:
-            engine = create_engine(parsed, pool_pre_ping=True)
+            engine = create_engine(parsed, pool_pre_ping=True, json_serializer=portable_json_dumps)
     except NoSuchModuleError as exc:
         raise StoreError(f"unknown database kind in {shown}: use sqlite:// or postgresql+psycopg://") from exc
     except ImportError as exc:
@@ -140,7 +146,9 @@ def translate_error(exc: SQLAlchemyError, url: str) -> StoreError:
     if "database is locked" in lowered:
         return StoreError(f"{shown} stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; retry when it is done")
     if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or "connect" in lowered:
-        return StoreError(f"cannot reach the database {shown} ({reason}); check the URL and that the server is up")
+        return DatabaseUnreachableError(
+            f"cannot reach the database {shown} ({reason}); check the URL and that the server is up"
+        )
     if isinstance(getattr(exc, "orig", None), sqlite3.Error):
         return StoreError(f"SQLite error on {shown}: {reason}")
     return StoreError(f"database error on {shown}: {reason}")

@@ -44,6 +44,8 @@ __all__ = [
     "SqlRun",
     "SqlMeasurement",
     "SqlSample",
+    "SqlOpStat",
+    "OP_SOURCES",
     "to_db_time",
     "from_db_time",
 ]
@@ -52,6 +54,7 @@ RUN_KINDS = ("bench", "run")
 RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted")
 TRIAL_STATUSES = ("ok", "failed", "timeout")
 DEVICE_KINDS = ("physical", "emulator", "emulated")
+OP_SOURCES = ("op", "kernel")  # benchmark_model's Run Order table; the QEMU plugin's per-kernel counts
 
 
 NULLABLE_JSON = JSON(none_as_null=True)  # Python None as SQL NULL, not the JSON text 'null'
@@ -291,6 +294,7 @@ class SqlMeasurement(Base):
     artifact: Mapped[SqlArtifact] = relationship()
     tool: Mapped[SqlTool | None] = relationship()
     sample: Mapped[SqlSample | None] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    op_stats: Mapped[list[SqlOpStat]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
 class SqlSample(Base):
@@ -310,3 +314,35 @@ class SqlSample(Base):
     count: Mapped[int] = mapped_column(Integer)
     encoding: Mapped[str] = mapped_column(String(16), default="f64le")
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SqlOpStat(Base):
+    """One op of a trial's per-op profile (``lab bench --ops``), per inference.
+
+    ``source`` "op": a row of benchmark_model's ``Run Order`` table (``op_index`` its run-order
+    position, ``node_type`` e.g. CONV_2D, ``name`` as printed, ``avg_ms``, ``percent`` of the total,
+    ``times_called``). ``source`` "kernel": a function the QEMU plugin counted on an emulated
+    device (``op_index`` its rank, ``node_type`` its library file, ``name`` the function,
+    ``instructions`` per inference, ``percent``). The trial's whole profile also stays in
+    ``measurement.result_extra``; these rows are what comparisons query.
+    """
+
+    __tablename__ = "op_stat"
+    __table_args__ = (
+        UniqueConstraint("measurement_id", "source", "op_index"),
+        CheckConstraint(_in("source", OP_SOURCES), name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    measurement_id: Mapped[int] = mapped_column(ForeignKey("measurement.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))
+    op_index: Mapped[int] = mapped_column(Integer)
+    node_type: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(Text)
+    avg_ms: Mapped[float | None] = mapped_column(Float)
+    percent: Mapped[float | None] = mapped_column(Float)
+    times_called: Mapped[int | None] = mapped_column(Integer)
+    instructions: Mapped[float | None] = mapped_column(Float)
+
+
+import host.store._farm_models  # noqa: E402,F401  (the farm's tables join this metadata)

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from host.store._engine import WRITE_OPTION, describe_url, make_engine, translate_error
 from host.store._migrate import migrate
+from host.store.queries.farm import FarmQueries
 from host.store.queries.history import HistoryQueries
+from host.store.queries.ops import OpQueries
 from host.store.queries.transfer import TransferQueries
 
 __all__ = ["Store", "open_store"]
 
+_MIGRATION_LOCK = 0x1AB_FA53  # pg_advisory_xact_lock key held while a PostgreSQL store migrates
 
-class Store(TransferQueries, HistoryQueries):
+
+class Store(FarmQueries, OpQueries, TransferQueries, HistoryQueries):
     """The result store. Thread-safe; use as a context manager or call ``close()``.
 
     Runs: ``start_run``, ``finish_run``, ``get_run``, ``list_runs``, ``latest_run_id``,
     ``runs_before``. Trials: ``save_trial``, ``save_trials``, ``load_trials``. History:
-    ``history``. Transfer: ``export_lines``, ``import_lines``.
+    ``history``. Transfer: ``export_lines``, ``import_lines``. Per-op profiles: ``op_groups``.
+    Farm (hosts, devices, jobs): see ``FarmQueries``.
     """
 
     def close(self) -> None:
@@ -50,6 +56,9 @@ def open_store(url: str, revision: str | None = None) -> Store:
         with engine.connect() as connection:
             connection.execution_options(**{WRITE_OPTION: True})  # migrate under the write lock
             with connection.begin():
+                if engine.dialect.name == "postgresql":
+                    # hosts starting together on a new database migrate it once, not all at the same time
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
                 migrate(connection, describe_url(url), revision)
     except SQLAlchemyError as exc:
         engine.dispose()

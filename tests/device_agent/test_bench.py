@@ -154,10 +154,30 @@ def test_peak_memory_footprint() -> None:
 
 
 def test_unknown_flags_are_reported_and_the_run_goes_on() -> None:
-    status, text = bench(f"--graph={ADD}", "--num_runs=2", *QUICK, "--enable_op_profiling=true", "extra")
+    status, text = bench(f"--graph={ADD}", "--num_runs=2", *QUICK, "--use_gpu=true", "extra")
     assert status == 0
-    assert "WARN: Unconsumed cmdline flags: --enable_op_profiling=true extra" in text
-    assert parse(text).warnings == ("Unconsumed cmdline flags: --enable_op_profiling=true extra",)
+    assert "WARN: Unconsumed cmdline flags: --use_gpu=true extra" in text
+    assert parse(text).warnings == ("Unconsumed cmdline flags: --use_gpu=true extra",)
+
+
+def test_op_profiling_is_unavailable_in_one_line_and_the_run_goes_on() -> None:
+    """LiteRT's Python API has no op profiler: one line says so; outside QEMU no kernels are counted either."""
+    status, text = bench(f"--graph={ADD}", "--num_runs=2", *QUICK, "--enable_op_profiling=true")
+    assert status == 0
+    assert "INFO: Enable op profiling: [1]" in text
+    assert sum(line.startswith("INFO: Op profiling unavailable: ") for line in text.splitlines()) == 1
+    result = parse(text)
+    assert result.runs is not None and result.runs.count == 2
+    assert result.op_profiling_unavailable is not None and "no op profiler" in result.op_profiling_unavailable
+    assert result.kernels is None
+    assert result.kernels_unavailable is not None and "QEMU" in result.kernels_unavailable
+    assert result.warnings == ()
+
+
+def test_without_op_profiling_nothing_of_it_is_printed() -> None:
+    status, text = bench(f"--graph={ADD}", "--num_runs=2", *QUICK)
+    assert status == 0
+    assert "Op profiling" not in text and "per kernel" not in text
 
 
 @pytest.mark.parametrize(("flag", "created", "applied"), [("--use_xnnpack=true", True, True), ("--use_xnnpack=false", False, False)])

@@ -28,6 +28,7 @@ from host.store._models import (
     to_db_time,
 )
 from host.store.queries._core import StoreCore, chunks
+from host.store.queries.ops import insert_op_stats
 
 __all__ = ["TrialQueries", "pack_samples", "unpack_samples"]
 
@@ -398,6 +399,8 @@ class TrialQueries(StoreCore):
             ]
             if samples:
                 s.execute(insert(SqlSample.__table__), samples)
+            for key, (_, trial) in new.items():
+                insert_op_stats(s, stored[key], trial.result)
         ids = [stored[row["content_hash"]] for row in rows]
         return ids, devices, artifacts, tools
 

@@ -4,6 +4,15 @@ CREATE INDEX ix_artifact_name ON artifact (name);
 -- index ix_device_model
 CREATE INDEX ix_device_model ON device (model);
 
+-- index ix_farm_device_host_id
+CREATE INDEX ix_farm_device_host_id ON farm_device (host_id);
+
+-- index ix_farm_device_model
+CREATE INDEX ix_farm_device_model ON farm_device (model);
+
+-- index ix_farm_job_status_priority_id
+CREATE INDEX ix_farm_job_status_priority_id ON farm_job (status, priority, id);
+
 -- index ix_measurement_artifact_id_device_id_run_id
 CREATE INDEX ix_measurement_artifact_id_device_id_run_id ON measurement (artifact_id, device_id, run_id);
 
@@ -57,6 +66,80 @@ CREATE TABLE device (
 	CONSTRAINT pk_device PRIMARY KEY (id), 
 	CONSTRAINT ck_device_kind CHECK (kind IN ('physical', 'emulator', 'emulated')), 
 	CONSTRAINT uq_device_serial_fingerprint UNIQUE (serial, fingerprint)
+);
+
+-- table farm_device
+CREATE TABLE farm_device (
+	id INTEGER NOT NULL, 
+	"key" VARCHAR(512) NOT NULL, 
+	serial VARCHAR(255) NOT NULL, 
+	host_id INTEGER NOT NULL, 
+	model VARCHAR(255), 
+	abis JSON NOT NULL, 
+	facts JSON NOT NULL, 
+	heartbeat_at DATETIME NOT NULL, 
+	holder VARCHAR(32), 
+	lease_until DATETIME, 
+	CONSTRAINT pk_farm_device PRIMARY KEY (id), 
+	CONSTRAINT fk_farm_device_host_id_farm_host FOREIGN KEY(host_id) REFERENCES farm_host (id) ON DELETE CASCADE, 
+	CONSTRAINT uq_farm_device_key UNIQUE ("key")
+);
+
+-- table farm_host
+CREATE TABLE farm_host (
+	id INTEGER NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	machine VARCHAR(255) NOT NULL, 
+	pid INTEGER NOT NULL, 
+	agent_uid VARCHAR(32) NOT NULL, 
+	lab_version VARCHAR(64) NOT NULL, 
+	heartbeat_s FLOAT NOT NULL, 
+	started_at DATETIME NOT NULL, 
+	heartbeat_at DATETIME NOT NULL, 
+	stopped_at DATETIME, 
+	CONSTRAINT pk_farm_host PRIMARY KEY (id), 
+	CONSTRAINT uq_farm_host_name UNIQUE (name)
+);
+
+-- table farm_job
+CREATE TABLE farm_job (
+	id INTEGER NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	priority INTEGER NOT NULL, 
+	models JSON NOT NULL, 
+	params JSON NOT NULL, 
+	trials INTEGER NOT NULL, 
+	device_key VARCHAR(512), 
+	device_serial VARCHAR(255), 
+	device_model VARCHAR(255), 
+	abi VARCHAR(64), 
+	attempt INTEGER NOT NULL, 
+	max_attempts INTEGER NOT NULL, 
+	holder VARCHAR(32), 
+	host_name VARCHAR(255), 
+	device_id INTEGER, 
+	lease_until DATETIME, 
+	run_id INTEGER, 
+	error TEXT, 
+	submitted_at DATETIME NOT NULL, 
+	started_at DATETIME, 
+	finished_at DATETIME, 
+	CONSTRAINT pk_farm_job PRIMARY KEY (id), 
+	CONSTRAINT ck_farm_job_status CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')), 
+	CONSTRAINT fk_farm_job_device_id_farm_device FOREIGN KEY(device_id) REFERENCES farm_device (id) ON DELETE SET NULL, 
+	CONSTRAINT fk_farm_job_run_id_run FOREIGN KEY(run_id) REFERENCES run (id) ON DELETE SET NULL
+);
+
+-- table farm_model
+CREATE TABLE farm_model (
+	id INTEGER NOT NULL, 
+	sha256 VARCHAR(64) NOT NULL, 
+	name VARCHAR(1024) NOT NULL, 
+	size_bytes BIGINT NOT NULL, 
+	data BLOB NOT NULL, 
+	stored_at DATETIME NOT NULL, 
+	CONSTRAINT pk_farm_model PRIMARY KEY (id), 
+	CONSTRAINT uq_farm_model_sha256 UNIQUE (sha256)
 );
 
 -- table measurement
@@ -121,6 +204,24 @@ CREATE TABLE measurement (
 	CONSTRAINT fk_measurement_run_id_run FOREIGN KEY(run_id) REFERENCES run (id) ON DELETE CASCADE, 
 	CONSTRAINT fk_measurement_tool_id_tool FOREIGN KEY(tool_id) REFERENCES tool (id), 
 	CONSTRAINT uq_measurement_content_hash UNIQUE (content_hash)
+);
+
+-- table op_stat
+CREATE TABLE op_stat (
+	id INTEGER NOT NULL, 
+	measurement_id INTEGER NOT NULL, 
+	source VARCHAR(16) NOT NULL, 
+	op_index INTEGER NOT NULL, 
+	node_type VARCHAR(255) NOT NULL, 
+	name TEXT NOT NULL, 
+	avg_ms FLOAT, 
+	percent FLOAT, 
+	times_called INTEGER, 
+	instructions FLOAT, 
+	CONSTRAINT pk_op_stat PRIMARY KEY (id), 
+	CONSTRAINT ck_op_stat_source CHECK (source IN ('op', 'kernel')), 
+	CONSTRAINT fk_op_stat_measurement_id_measurement FOREIGN KEY(measurement_id) REFERENCES measurement (id) ON DELETE CASCADE, 
+	CONSTRAINT uq_op_stat_measurement_id_source_op_index UNIQUE (measurement_id, source, op_index)
 );
 
 -- table run
