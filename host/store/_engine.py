@@ -11,6 +11,7 @@ SQLAlchemy's recipe for owning BEGIN: https://docs.sqlalchemy.org/en/20/dialects
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,20 @@ def _prepare_sqlite_folder(path: Path, shown: str) -> None:
         raise StoreError(f"the store path {shown} is a folder; pass a file path with --db")
 
 
+def _set_wal(cursor: sqlite3.Cursor) -> None:
+    """Switches a SQLite file to WAL. SQLite answers "database is locked" at once, without waiting
+    for its busy timeout, while another process is creating the same new file; so retry, bounded."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_events(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -79,7 +94,7 @@ def _sqlite_events(engine: Engine) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _set_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process kill
             # 64 MiB of page cache (grown only as used; the default is 2 MiB): the content-hash index of a
             # million trials is ~50 MiB of randomly ordered keys, and inserts slow down 2-3x when it misses
