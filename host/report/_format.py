@@ -6,7 +6,7 @@ from datetime import datetime
 
 from host.bench.stats import Estimate
 from host.records import DeviceFacts
-from host.report._model import ModelRow
+from host.report._model import ModelRow, TopOps
 
 __all__ = [
     "us",
@@ -20,6 +20,8 @@ __all__ = [
     "when",
     "device_line",
     "DASH",
+    "op_value",
+    "top_ops_title",
 ]
 
 DASH = "—"
@@ -101,3 +103,15 @@ def device_line(d: DeviceFacts) -> str:
     if d.emulation:
         parts.append(d.emulation)
     return f"{d.serial} ({d.kind}): " + ", ".join(p for p in parts if p)
+
+
+def op_value(value: float | None, unit: str) -> str:
+    """An op's figure: instructions as a whole number, times in ms with three decimals."""
+    if value is None:
+        return DASH
+    return f"{value:,.0f}" if unit == "instructions" else f"{value:.3f}"
+
+
+def top_ops_title(top: TopOps) -> str:
+    what = "kernels by instructions per inference" if top.unit == "instructions" else "ops by ms per inference"
+    return f"top {what}, {top.model_name}"

@@ -52,6 +52,14 @@ def _section(report: RunReport) -> list[str]:
             parts.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
         parts += [f'<p class="note">{escape(note)}</p>' for note in section.notes]
+        for top in section.top_ops:
+            parts.append(f"<h3>{escape(f.top_ops_title(top))}</h3>")
+            parts.append("<table><tr><th>value</th><th>share</th><th>type</th><th>name</th></tr>")
+            for kind, name, value, share in top.ops:
+                share_text = f"{share:.1f}%" if share is not None else f.DASH
+                cells = (f.op_value(value, top.unit), share_text, kind, name)
+                parts.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+            parts.append("</table>")
     return parts
 
 

@@ -39,6 +39,12 @@ def table_lines(report: RunReport) -> list[str]:
         lines += [f"> **Note:** {_cell(note)}" for note in section.notes]
         if section.notes:
             lines.append("")
+        for top in section.top_ops:
+            lines += [f"**{_cell(f.top_ops_title(top))}**", "", "| value | share | type | name |", "|---|---|---|---|"]
+            for kind, name, value, share in top.ops:
+                share_text = f"{share:.1f}%" if share is not None else f.DASH
+                lines.append(f"| {f.op_value(value, top.unit)} | {share_text} | {_cell(kind)} | {_cell(name)} |")
+            lines.append("")
     return lines
 
 

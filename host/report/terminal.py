@@ -70,11 +70,10 @@ def render_terminal(report: RunReport, console: Console) -> None:
         for note in section.notes:
             console.print(f"  [yellow]note:[/] {escape(note)}")
         for top in section.top_ops:
-            what = "kernels by instructions per inference" if top.unit == "instructions" else "ops by ms per inference"
-            console.print(f"  top {what}, {escape(top.model_name)}:")
+            console.print(f"  {escape(f.top_ops_title(top))}:")
             for kind, name, value, share in top.ops:
                 share_text = f" ({share:.1f}%)" if share is not None else ""
-                console.print(f"    {_op_value(value, top.unit)}{share_text}  {escape(kind)}  {escape(name)}")
+                console.print(f"    {f.op_value(value, top.unit)}{share_text}  {escape(kind)}  {escape(name)}")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
 
@@ -133,12 +132,6 @@ def render_comparison(cmp: RunComparison, console: Console) -> None:
     )
 
 
-def _op_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return f.DASH
-    return f"{value:,.0f}" if unit == "instructions" else f"{value:.3f}"
-
-
 def _op_row(r: OpDiff, unit: str) -> tuple[str, ...]:
     index = r.index_a if r.index_a is not None else r.index_b
     ratio = r.ratio
@@ -146,10 +139,10 @@ def _op_row(r: OpDiff, unit: str) -> tuple[str, ...]:
         f.DASH if unit == "instructions" or index is None else str(index),
         escape(r.node_type),
         escape(r.name),
-        _op_value(r.a, unit),
-        _op_value(r.b, unit),
+        f.op_value(r.a, unit),
+        f.op_value(r.b, unit),
         f"{ratio:.3f}" if ratio is not None else f.DASH,
-        ("+" if r.delta > 0 else "") + _op_value(r.delta, unit),
+        ("+" if r.delta > 0 else "") + f.op_value(r.delta, unit),
         "[bold]yes[/]" if r.beyond_noise else "[dim]no[/]",
         r.matched_by if r.a is not None and r.b is not None else f"[yellow]{r.matched_by}[/]",
     )
@@ -175,7 +168,7 @@ def render_op_comparison(cmp: RunOpsComparison, console: Console, limit: int = O
         console.print(table)
         total_ratio = f" (×{g.total_b / g.total_a:.3f})" if g.total_a else ""
         console.print(
-            f"  total {_op_value(g.total_a, g.unit)} → {_op_value(g.total_b, g.unit)}{total_ratio}; "
+            f"  total {f.op_value(g.total_a, g.unit)} → {f.op_value(g.total_b, g.unit)}{total_ratio}; "
             f"{len(g.unmatched)} op(s) in one run only; medians over {g.trials_a} and {g.trials_b} trials"
         )
         if len(shown) < len(g.rows):

@@ -283,3 +283,14 @@ def test_report_shows_the_top_ops(store: Store, db_url: str) -> None:
     lines = report.stdout.splitlines()
     first = next(i for i, line in enumerate(lines) if "top ops by ms" in line)
     assert "CONV_2D" in lines[first + 1] and "[pw1]:2" in lines[first + 1]  # the costliest first
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_exported_reports_show_the_top_ops(store: Store, db_url: str, fmt: str) -> None:
+    add_run(store, model_file(), GRAPH, trials=2)
+    exported = lab(db_url, "report", "--format", fmt)
+    assert exported.exit_code == 0, exported.output
+    text = exported.stdout
+    assert "top ops by ms per inference, dense.tflite" in text
+    costliest = text.index("[pw1]:2")
+    assert text.index("CONV_2D", text.index("top ops by ms")) < costliest  # the costliest row comes first
