@@ -21,6 +21,10 @@ __all__ = [
     "device_line",
     "DASH",
     "op_value",
+    "EXPORT_HEADER",
+    "counted",
+    "export_header",
+    "export_cells",
     "top_ops_title",
 ]
 
@@ -115,3 +119,33 @@ def op_value(value: float | None, unit: str) -> str:
 def top_ops_title(top: TopOps) -> str:
     what = "kernels by instructions per inference" if top.unit == "instructions" else "ops by ms per inference"
     return f"top {what}, {top.model_name}"
+
+
+EXPORT_HEADER = ("model", "latency (median [95% CI])", "speed-up [95% CI]", "size", "accuracy", "sparsity", "trials")
+"""Columns of the run table in the Markdown and HTML reports (plain text cells, escaped by each)."""
+
+
+def counted(rows: list[ModelRow]) -> bool:
+    """Whether any row has instructions per inference (the table then gets that column)."""
+    return any(r.instructions is not None for r in rows)
+
+
+def export_header(with_instructions: bool) -> list[str]:
+    """The run table's columns."""
+    return [*EXPORT_HEADER, *(["instructions/inference"] if with_instructions else [])]
+
+
+def export_cells(row: ModelRow, baseline_name: str | None, with_instructions: bool) -> list[str]:
+    """One model's cells of the run table, in ``export_header`` order."""
+    cells = [
+        row.model_name + (f" ({row.role})" if row.role else ""),
+        estimate_us(row.median_us),
+        speedup_cell(row, baseline_name),
+        size(row.size_bytes),
+        percent(row.accuracy),
+        percent(row.sparsity),
+        f"{row.trials_ok}" + (f" (+{row.trials_failed} failed)" if row.trials_failed else ""),
+    ]
+    if with_instructions:
+        cells.append(number(row.instructions))
+    return cells

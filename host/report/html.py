@@ -30,25 +30,12 @@ def _img(png: bytes, alt: str) -> str:
 def _section(report: RunReport) -> list[str]:
     parts: list[str] = []
     for section in report.devices:
-        show_instructions = any(r.instructions is not None for r in section.rows)
-        header = ["model", "latency (median [95% CI])", "speed-up [95% CI]", "size", "accuracy", "sparsity", "trials"]
-        if show_instructions:
-            header.append("instructions/inference")
+        with_instructions = f.counted(section.rows)
+        header = f.export_header(with_instructions)
         parts.append(f"<h2>{escape(f.device_line(section.device))}</h2>")
         parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>")
         for r in section.rows:
-            speedup = f.speedup_cell(r, report.baseline_name)
-            cells = [
-                r.model_name + (f" ({r.role})" if r.role else ""),
-                f.estimate_us(r.median_us),
-                speedup,
-                f.size(r.size_bytes),
-                f.percent(r.accuracy),
-                f.percent(r.sparsity),
-                f"{r.trials_ok}" + (f" (+{r.trials_failed} failed)" if r.trials_failed else ""),
-            ]
-            if show_instructions:
-                cells.append(f.number(r.instructions))
+            cells = f.export_cells(r, report.baseline_name, with_instructions)
             parts.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
         parts += [f'<p class="note">{escape(note)}</p>' for note in section.notes]

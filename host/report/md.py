@@ -7,9 +7,6 @@ from host.report._model import RunReport
 
 __all__ = ["render", "table_lines"]
 
-_HEADER = ["model", "latency (median [95% CI])", "speed-up [95% CI]", "size", "accuracy", "sparsity", "trials"]
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -17,23 +14,12 @@ def _cell(text: str) -> str:
 def table_lines(report: RunReport) -> list[str]:
     lines: list[str] = []
     for section in report.devices:
-        show_instructions = any(r.instructions is not None for r in section.rows)
-        header = _HEADER + (["instructions/inference"] if show_instructions else [])
+        with_instructions = f.counted(section.rows)
+        header = f.export_header(with_instructions)
         lines += [f"### {_cell(f.device_line(section.device))}", ""]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in section.rows:
-            speedup = f.speedup_cell(r, report.baseline_name)
-            cells = [
-                f"{r.model_name}" + (f" ({r.role})" if r.role else ""),
-                f.estimate_us(r.median_us),
-                speedup,
-                f.size(r.size_bytes),
-                f.percent(r.accuracy),
-                f.percent(r.sparsity),
-                f"{r.trials_ok}" + (f" (+{r.trials_failed} failed)" if r.trials_failed else ""),
-            ]
-            if show_instructions:
-                cells.append(f.number(r.instructions))
+            cells = f.export_cells(r, report.baseline_name, with_instructions)
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
         lines += [f"> **Note:** {_cell(note)}" for note in section.notes]

@@ -43,7 +43,7 @@ def render_terminal(report: RunReport, console: Console) -> None:
     if report.baseline_name:
         console.print(f"speed-up = median({escape(report.baseline_name)}) / median(model); 95% CIs in brackets")
     for section in report.devices:
-        show_instructions = any(r.instructions is not None for r in section.rows)
+        show_instructions = f.counted(section.rows)
         table = Table(title=escape(f.device_line(section.device)), title_justify="left")
         columns = ("model", "latency (median)", "speed-up", "size", "accuracy", "sparsity", "trials", "init", "peak mem")
         for column in columns:
