@@ -20,6 +20,10 @@
 ``emulated_device`` (function scope)
     One started, connected device.
 
+``lab_process`` (session scope)
+    ``lab_process(home, *args)`` runs ``python -m host.cli ARGS…`` as a user would, with LAB_HOME
+    set to ``home`` (and no LAB_DB_URL): a ``subprocess.CompletedProcess`` with text output.
+
 Environment: ``DOCKER_HOST`` defaults to the engine ``.ci/setup`` starts (from the env file it writes),
 and ``LAB_BUILD_BACKEND`` is ``local`` so that only tests asking for Docker build in containers.
 
@@ -33,6 +37,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,3 +184,14 @@ def emulated_device_factory(
 @pytest.fixture
 def emulated_device(emulated_device_factory: Callable[..., EmulatedDevice]) -> EmulatedDevice:
     return emulated_device_factory()
+
+
+@pytest.fixture(scope="session")
+def lab_process() -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(home: Path, *args: str, timeout: float = 900.0) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "LAB_HOME": str(home)}
+        env.pop("LAB_DB_URL", None)
+        return subprocess.run([sys.executable, "-m", "host.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    return run

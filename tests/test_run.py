@@ -12,12 +12,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from host.cli import app
+
+LabProcess = Callable[..., subprocess.CompletedProcess[str]]  # the lab_process fixture (tests/conftest.py)
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
@@ -29,18 +32,10 @@ def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("lab-home")
 
 
-def _lab(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LAB_HOME": str(home)}
-    env.pop("LAB_DB_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "host.cli", *args], env=env, capture_output=True, text=True, timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
 
-
-def test_run_quick_on_an_emulated_device_then_history(adb_server: object, lab_home: Path) -> None:
+def test_run_quick_on_an_emulated_device_then_history(lab_process: LabProcess, adb_server: object, lab_home: Path) -> None:
     # No device is attached to the private adb server: --emulator auto starts one and stops it after.
-    result = _lab(lab_home, "run", *QUICK)
+    result = lab_process(lab_home, "run", *QUICK)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dense.tflite" in result.stdout and "pruned.tflite" in result.stdout
     assert "speed-up" in result.stdout
@@ -48,7 +43,7 @@ def test_run_quick_on_an_emulated_device_then_history(adb_server: object, lab_ho
     assert f"stored in sqlite:///{lab_home / 'lab.db'}" in result.stderr
     assert "XNNPACK" in result.stdout  # the honest note: x86 with AVX runs no sparse kernels
 
-    history = _lab(lab_home, "history", "--json")
+    history = lab_process(lab_home, "history", "--json")
     assert history.returncode == 0, history.stderr
     rows = json.loads(history.stdout)
     assert {row["role"] for row in rows} == {"dense", "pruned"}, rows
@@ -56,13 +51,13 @@ def test_run_quick_on_an_emulated_device_then_history(adb_server: object, lab_ho
     assert all(row["device_kind"] == "emulated" for row in rows), rows
 
     # the emulated device it started is gone again
-    status = _lab(lab_home, "emulator", "status", "--json")
+    status = lab_process(lab_home, "emulator", "status", "--json")
     assert json.loads(status.stdout) == []
 
 
-def test_run_json_reuses_the_cached_build(adb_server: object, lab_home: Path) -> None:
-    _lab(lab_home, "run", *QUICK)  # builds, unless an earlier test in this module did
-    result = _lab(lab_home, "run", *QUICK, "--json")
+def test_run_json_reuses_the_cached_build(lab_process: LabProcess, adb_server: object, lab_home: Path) -> None:
+    lab_process(lab_home, "run", *QUICK)  # builds, unless an earlier test in this module did
+    result = lab_process(lab_home, "run", *QUICK, "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(result.stdout)
     assert document["build"]["cached"] is True

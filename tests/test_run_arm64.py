@@ -4,27 +4,20 @@ a repeat counts the same, and ``lab check --metric instructions`` fails on a mod
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+LabProcess = Callable[..., subprocess.CompletedProcess[str]]  # the lab_process fixture (tests/conftest.py)
 
 pytestmark = [pytest.mark.tf, pytest.mark.qemu, pytest.mark.slow]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 QUICK = ["--quick", "--dataset", "synthetic", "--trials", "2", "--runs", "20", "--warmup", "2"]
 
-
-def _lab(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LAB_HOME": str(home)}
-    env.pop("LAB_DB_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "host.cli", *args], env=env, capture_output=True, text=True, timeout=900,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def _instructions(document: dict) -> dict[str, float]:
@@ -35,40 +28,40 @@ def _instructions(document: dict) -> dict[str, float]:
     }
 
 
-def test_pruned_needs_fewer_instructions_and_a_repeat_agrees(adb_server: object, tmp_path: Path) -> None:
-    first = _lab(tmp_path, "run", *QUICK, "--emulator", "arm64", "--json")
+def test_pruned_needs_fewer_instructions_and_a_repeat_agrees(lab_process: LabProcess, adb_server: object, tmp_path: Path) -> None:
+    first = lab_process(tmp_path, "run", *QUICK, "--emulator", "arm64", "--json")
     assert first.returncode == 0, first.stderr[-3000:]
     counts = _instructions(json.loads(first.stdout))
     assert counts["pruned"] < 0.7 * counts["dense"], counts
 
-    table = _lab(tmp_path, "report")
+    table = lab_process(tmp_path, "report")
     assert "sparse path engaged: yes" in table.stdout, table.stdout
     assert "arm64-v8a" in table.stdout and "qemu-user neoverse-n1" in table.stdout
 
-    again = _lab(tmp_path, "run", *QUICK, "--emulator", "arm64", "--json")
+    again = lab_process(tmp_path, "run", *QUICK, "--emulator", "arm64", "--json")
     assert again.returncode == 0, again.stderr[-3000:]
     repeat = _instructions(json.loads(again.stdout))
     for role in ("dense", "pruned"):
         assert repeat[role] == pytest.approx(counts[role], rel=0.001)
 
-    same = _lab(tmp_path, "check", "--metric", "instructions")
+    same = lab_process(tmp_path, "check", "--metric", "instructions")
     assert same.returncode == 0, same.stdout + same.stderr
 
 
-def test_check_on_instructions_fails_on_a_model_doing_more_work(adb_server: object, tmp_path: Path) -> None:
-    serial = _lab(tmp_path, "emulator", "start", "--arch", "arm64", "--json")
+def test_check_on_instructions_fails_on_a_model_doing_more_work(lab_process: LabProcess, adb_server: object, tmp_path: Path) -> None:
+    serial = lab_process(tmp_path, "emulator", "start", "--arch", "arm64", "--json")
     assert serial.returncode == 0, serial.stderr
     device = json.loads(serial.stdout)["serial"]
     try:
         model = tmp_path / "model.tflite"
         shutil.copyfile(FIXTURES / "add.tflite", model)
-        base = _lab(tmp_path, "bench", str(model), "--device", device, "--trials", "2", "--runs", "20")
+        base = lab_process(tmp_path, "bench", str(model), "--device", device, "--trials", "2", "--runs", "20")
         assert base.returncode == 0, base.stderr[-2000:]
         shutil.copyfile(FIXTURES / "conv.tflite", model)  # same name, more work per inference
-        slower = _lab(tmp_path, "bench", str(model), "--device", device, "--trials", "2", "--runs", "20")
+        slower = lab_process(tmp_path, "bench", str(model), "--device", device, "--trials", "2", "--runs", "20")
         assert slower.returncode == 0, slower.stderr[-2000:]
     finally:
-        _lab(tmp_path, "emulator", "stop", device)
-    gate = _lab(tmp_path, "check", "--metric", "instructions")
+        lab_process(tmp_path, "emulator", "stop", device)
+    gate = lab_process(tmp_path, "check", "--metric", "instructions")
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert "model.tflite" in gate.stdout
