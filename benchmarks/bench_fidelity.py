@@ -56,9 +56,9 @@ def main() -> None:
                     [model], devices, params, trials=1, cooldown_s=0, max_temp_c=None, store=store, binary=None,
                     home=env.home, config={"benchmark": "fidelity"}, progress=None, client=env.client, seed=round_,
                 )
-                if outcome.exit_code != 0 or not outcome.summaries[0].latencies_us:
+                if outcome.exit_code != 0 or not outcome.summaries[0].figures:
                     raise SystemExit(f"lab run failed: {[t.error for t in outcome.trials]}")
-                lab_values.append(outcome.summaries[0].latencies_us[0])
+                lab_values.append(outcome.summaries[0].figures[0].avg_us)
                 direct_values.append(direct_average(args.model, params))
     lab, direct = statistics.median(lab_values), statistics.median(direct_values)
     paired = statistics.median(a / b for a, b in zip(lab_values, direct_values))

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
 from adbutils import AdbClient
 
 from host.bench import BenchOutcome, BenchProgress, model_file, run_bench
+from host.bench.trial import OP_PROFILING_FLAG
 from host.build import BuildProgress, BuildResult, BuildSpec
 from host.build.docker import build_with_backend
 from host.devices import adb_client, select_devices
@@ -102,7 +103,7 @@ def run_experiment(request: RunRequest, *, home: Path, db_url: str, progress: Ru
             outcome = run_bench(
                 models,
                 devices,
-                request.params,
+                _params(request),
                 trials=request.trials,
                 cooldown_s=request.cooldown_s,
                 max_temp_c=request.max_temp_c,
@@ -152,6 +153,13 @@ def _start(home: Path, progress: RunProgress, arch: str = "x86_64") -> EmulatedD
     else:
         progress.stage("devices: starting an emulated device (measures this machine's CPU)")
     return start_emulated_device(home, arch=arch)
+
+
+def _params(request: RunRequest) -> TrialParams:
+    """On the arm64 emulated device, per-kernel counts too: they show which kernels ran (sparse or not)."""
+    if request.emulator != "arm64" or OP_PROFILING_FLAG in request.params.extra_flags:
+        return request.params
+    return replace(request.params, extra_flags=(*request.params.extra_flags, OP_PROFILING_FLAG))
 
 
 def _config(request: RunRequest, built: BuildResult) -> dict[str, object]:

@@ -16,12 +16,14 @@ from rich.table import Table
 
 from host.bench.runner import BenchOutcome
 from host.bench.stats import Estimate
-from host.bench.summary import Summary
+from host.bench.summary import MIN_TRIALS_FOR_CI, Summary
+from host.bench.evidence import kernel_names, sparse_evidence, sparse_note
+from host.figures import DISTURBED_RATIO, HEADLINE, label
 from host.records import DeviceFacts, Trial, to_jsonable
 
-__all__ = ["summary_table", "failure_lines", "outcome_json", "RichBenchProgress", "JSON_VERSION"]
+__all__ = ["summary_table", "failure_lines", "note_lines", "outcome_json", "RichBenchProgress", "JSON_VERSION"]
 
-JSON_VERSION = 1
+JSON_VERSION = 2  # 2: latency_us of the named statistic (was median_us of trial averages)
 
 
 def _us(value: float | None) -> str:
@@ -30,28 +32,44 @@ def _us(value: float | None) -> str:
     return f"{value:,.1f}" if value < 10_000 else f"{value:,.0f}"
 
 
-def _estimate(est: Estimate | None, fmt: str = "us") -> str:
+def _estimate(est: Estimate | None, n: int, fmt: str = "us") -> str:
+    """A figure with its CI; from fewer than MIN_TRIALS_FOR_CI trials the CI is "n/a (N trials)"."""
     if est is None:
         return "—"
     if fmt == "ratio":
-        return f"{est.value:.3f} [{est.low:.3f}, {est.high:.3f}]"
-    return f"{_us(est.value)} [{_us(est.low)}, {_us(est.high)}]"
+        point = f"{est.value:.3f}"
+        interval = f"[{est.low:.3f}, {est.high:.3f}]"
+    else:
+        point = _us(est.value)
+        interval = f"[{_us(est.low)}, {_us(est.high)}]"
+    if n < MIN_TRIALS_FOR_CI:
+        return f"{point} [CI n/a: {n} trial{'s' if n != 1 else ''}]"
+    return f"{point} {interval}"
 
 
 def _device_label(facts: DeviceFacts) -> str:
     name = " ".join(x for x in (facts.manufacturer, facts.model) if x) or "unknown model"
     parts = [name, facts.soc or "", facts.abi]
     label = f"{facts.serial}: " + ", ".join(p for p in parts if p)
-    if facts.kind == "emulated":
+    if facts.kind == "emulated" and facts.emulation not in (None, "native"):
+        label += f" — emulated arm64 under QEMU ({facts.emulation}): instructions are exact, time is not a phone's"
+    elif facts.kind == "emulated":
         label += " — emulated device: measures this host's CPU, not a phone's"
     elif facts.kind == "emulator":
         label += " — Android emulator"
     return label
 
 
+def _latency_header(summaries: Sequence[Summary]) -> str:
+    names = {s.statistic for s in summaries if s.latency_us is not None} or {HEADLINE}
+    which = label(names.pop()) if len(names) == 1 else "per-row statistic"
+    return f"latency µs ({which}) [95% CI]"
+
+
 def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Table:
-    """One row per model × device: median of trial averages with its 95% bootstrap CI, and the
-    ratio to the first model (median(model) / median(first)) with its CI. The devices' facts are
+    """One row per model × device: the median over trials of each trial's headline figure
+    (``host.figures``, named in the header) with its 95% bootstrap CI, the p95 invoke, trials
+    flagged as disturbed, and the ratio to the first model with its CI. The devices' facts are
     the caption."""
     devices: dict[str, DeviceFacts] = {}
     models: list[str] = []
@@ -60,8 +78,13 @@ def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Tab
         if s.model_sha256 not in models:
             models.append(s.model_sha256)
     table = Table(title=title, caption="\n".join(escape(_device_label(d)) for d in devices.values()), caption_justify="left")
-    columns = [("model", "left"), ("ok/fail", "right"), ("median µs [95% CI]", "right"), ("min µs", "right"),
-               ("std µs", "right"), ("init ms", "right"), ("peak MB", "right"), ("ratio [95% CI]", "right")]
+    mixed = len({s.statistic for s in summaries if s.latency_us is not None}) > 1
+    columns = [("model", "left"), ("ok/fail", "right"), (_latency_header(summaries), "right"),
+               ("p95 invoke µs", "right"), ("disturbed", "right"), ("init ms", "right"), ("peak MB", "right"),
+               ("ratio [95% CI]", "right")]
+    counted = any(s.instructions is not None for s in summaries)
+    if counted:
+        columns.insert(-1, ("instructions/inference", "right"))
     if len(devices) > 1:
         columns.insert(0, ("device", "left"))
     for header, justify in columns:
@@ -69,19 +92,26 @@ def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Tab
     for s in summaries:
         model = f"{s.model_name} ({s.role})" if s.role else s.model_name
         if s.ratio is not None:
-            ratio = _estimate(s.ratio, "ratio")
+            base_n = next((b.trials_ok for b in summaries if b.model_sha256 == s.baseline_sha256
+                           and b.device.serial == s.device.serial), 0)
+            ratio = _estimate(s.ratio, min(s.trials_ok, base_n), "ratio")
         else:
             ratio = "1 (baseline)" if len(models) > 1 and s.model_sha256 == models[0] else "—"
+        latency = _estimate(s.latency_us, s.trials_ok)
+        if mixed and s.latency_us is not None:
+            latency += f" ({label(s.statistic)})"
         row = [
             escape(model),
             f"{s.trials_ok}/{s.trials_failed}",
-            _estimate(s.median_us),
-            _us(s.min_us),
-            _us(s.std_us),
+            latency,
+            _us(s.tail_us),
+            f"{s.disturbed}/{s.trials_ok}" if s.trials_ok else "—",
             f"{s.init_us / 1000:.1f}" if s.init_us is not None else "—",
             f"{s.peak_memory_mb:.1f}" if s.peak_memory_mb is not None else "—",
             ratio,
         ]
+        if counted:
+            row.insert(-1, f"{s.instructions:,.0f}" if s.instructions is not None else "—")
         if len(devices) > 1:
             row.insert(0, escape(s.device.serial))
         table.add_row(*row)
@@ -104,20 +134,52 @@ def failure_lines(outcome: BenchOutcome) -> list[str]:
     return lines
 
 
+def note_lines(outcome: BenchOutcome) -> list[str]:
+    """What a reader must know under the table: the statistic, disturbed trials, and per model
+    against the first whether XNNPACK's sparse path ran (from the kernels that ran, where profiled)."""
+    lines = [f"latency = median over trials of each trial's {label(HEADLINE)}; ratio = latency(model) / latency(first)"]
+    kernels: dict[tuple[str, str], set[str]] = {}
+    for t in outcome.trials:
+        if t.result is not None and t.result.kernels is not None:
+            kernels.setdefault((t.device.serial, t.model.sha256), set()).update(kernel_names(t.result.kernels.rows))
+    by_key = {(s.device.serial, s.model_sha256): s for s in outcome.summaries}
+    for s in outcome.summaries:
+        if s.disturbed:
+            lines.append(
+                f"{s.device.serial} {s.model_name}: {s.disturbed} of {s.trials_ok} trials disturbed "
+                f"(average > {DISTURBED_RATIO:.2f}× median invoke: slow invokes from load or stalls)"
+            )
+        base = by_key.get((s.device.serial, s.baseline_sha256 or ""))
+        if base is None or base is s:
+            continue
+        evidence = sparse_evidence(
+            kernels.get((s.device.serial, base.model_sha256), set()), kernels.get((s.device.serial, s.model_sha256), set())
+        )
+        note = sparse_note(s.model_name, s.instructions, base.instructions, evidence)
+        if note is not None:
+            lines.append(f"{s.device.serial} {note}")
+    return lines
+
+
 def _summary_json(s: Summary) -> dict[str, Any]:
     return {
         "device": to_jsonable(s.device),
         "model": {"name": s.model_name, "sha256": s.model_sha256, "role": s.role},
         "trials_ok": s.trials_ok,
         "trials_failed": s.trials_failed,
-        "median_us": to_jsonable(s.median_us),
+        "statistic": s.statistic,
+        "latency_us": to_jsonable(s.latency_us),
+        "ci_trials": s.trials_ok,
+        "ci_valid": s.trials_ok >= MIN_TRIALS_FOR_CI,
+        "p95_us": s.tail_us,
         "min_us": s.min_us,
-        "std_us": s.std_us,
+        "disturbed_trials": s.disturbed,
         "init_us": s.init_us,
         "peak_memory_mb": s.peak_memory_mb,
+        "instructions_per_inference": s.instructions,
         "ratio": to_jsonable(s.ratio),
         "baseline_sha256": s.baseline_sha256,
-        "latencies_us": s.latencies_us,
+        "values_us": s.values_us,
         "errors": s.errors,
     }
 
@@ -147,7 +209,9 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
         "trials": len(outcome.trials),
         "trials_ok": sum(t.status == "ok" for t in outcome.trials),
         "tools": tools,
+        "statistic": {"name": HEADLINE, "label": label(HEADLINE), "latency": "median over ok trials, 95% bootstrap CI"},
         "results": [_summary_json(s) for s in outcome.summaries],
+        "notes": note_lines(outcome),
         "failures": [_failure_json(t) for t in outcome.trials if t.status != "ok"],
         "setup_errors": outcome.setup_errors,
     }

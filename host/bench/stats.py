@@ -4,21 +4,23 @@ Pure functions over lists of floats: no I/O, no store. ``None`` and NaN are miss
 are dropped before anything is computed. numpy does the bootstrap; the rank test is plain Python
 (its exact distribution uses integer arithmetic, so it needs no scipy).
 
-The unit of comparison is one *trial* (one benchmark_model invocation, summarised by its
-average): invokes inside a trial share warm caches and clocks, so they are not independent;
-trials, interleaved across models, are.
+The unit of comparison is one *trial* (one benchmark_model invocation, summarised by one figure,
+``host.figures``): invokes inside a trial share warm caches and clocks, so they are not
+independent; trials, interleaved across models, are. Trials pooled from several runs are not
+independent of their run: ``ratio_ci`` then resamples runs first.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 __all__ = [
+    "ALPHA",
     "Estimate",
     "Comparison",
     "Verdict",
@@ -27,7 +29,12 @@ __all__ = [
     "ratio_ci",
     "mann_whitney_u",
     "compare",
+    "decide",
+    "holm",
+    "welch_t",
 ]
+
+ALPHA = 0.05  # significance level of every test; a check controls it over all its tests (Holm)
 
 Verdict = Literal["faster", "slower", "no change"]
 """``no change`` means *not shown to differ*: too few trials, a difference the test cannot tell
@@ -72,6 +79,16 @@ def _bootstrap_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator
     return np.median(values[idx], axis=1)
 
 
+def _bootstrap_grouped_medians(groups: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians of a two-level bootstrap: draw the groups (runs) with replacement, then values within each."""
+    draws = np.empty(n_boot)
+    for i in range(n_boot):
+        chosen = rng.integers(0, len(groups), size=len(groups))
+        parts = [groups[k][rng.integers(0, groups[k].size, size=groups[k].size)] for k in chosen]
+        draws[i] = np.median(np.concatenate(parts))
+    return draws
+
+
 def _interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(draws, [tail, 1.0 - tail])
@@ -111,14 +128,20 @@ def ratio_ci(
     confidence: float = 0.95,
     n_boot: int = 2000,
     seed: int = 0,
+    baseline_runs: Sequence[int] | None = None,
 ) -> Estimate | None:
     """median(other) / median(baseline), with a CI from resampling both sides independently.
+
+    ``baseline_runs`` labels each baseline value with the run it came from when the baseline pools
+    several runs: the CI then resamples runs first and trials within them, so run-to-run variation
+    (another day, another load) widens it instead of passing for trial-to-trial noise.
 
     Returns None when a side has no finite value or the baseline median is not positive
     (a ratio to zero latency means nothing).
     """
     _check_confidence(confidence, n_boot)
-    base = np.asarray(clean(baseline), dtype=float)
+    pairs = [(v, r) for v, r in zip(baseline, baseline_runs or [0] * len(baseline)) if clean([v])]
+    base = np.asarray([float(v) for v, _ in pairs], dtype=float)
     oth = np.asarray(clean(other), dtype=float)
     if base.size == 0 or oth.size == 0:
         return None
@@ -127,7 +150,12 @@ def ratio_ci(
         return None
     point = float(np.median(oth)) / base_median
     rng = np.random.default_rng(seed)
-    base_draws = _bootstrap_medians(base, n_boot, rng)
+    runs = sorted({r for _, r in pairs})
+    if len(runs) > 1:
+        groups = [np.asarray([float(v) for v, r in pairs if r == run]) for run in runs]
+        base_draws = _bootstrap_grouped_medians(groups, n_boot, rng)
+    else:
+        base_draws = _bootstrap_medians(base, n_boot, rng)
     other_draws = _bootstrap_medians(oth, n_boot, rng)
     usable = base_draws > 0.0
     if not usable.any():
@@ -207,6 +235,72 @@ def mann_whitney_u(
     return min(1.0, max(0.0, math.erfc(z / math.sqrt(2.0))))
 
 
+def welch_t(a: Sequence[float | None], b: Sequence[float | None]) -> float | None:
+    """Two-sided p-value of Welch's t-test on the logarithms of ``a`` and ``b`` (ratios, not differences).
+
+    The gate's test: a model's per-trial figures are already robust summaries (a trial's median
+    invoke), so they scatter little and nearly normally, and the t-test on so few of them (5 per
+    side by default) reaches p-values that survive a multiplicity correction where a rank test cannot
+    (the smallest two-sided Mann–Whitney p for 5 vs 5 is 0.0079). Returns None with fewer than two
+    positive values on a side. Two constant sides give 1 when equal and 0 when not.
+    """
+    from scipy import stats as scipy_stats  # heavy import: only where a test runs
+
+    x = np.log([v for v in clean(a) if v > 0])
+    y = np.log([v for v in clean(b) if v > 0])
+    if x.size < 2 or y.size < 2:
+        return None
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        return 1.0 if x[0] == y[0] else 0.0
+    return float(scipy_stats.ttest_ind(x, y, equal_var=False).pvalue)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the input's order: reject where adjusted < alpha.
+
+    Controls the family-wise error rate (the chance of any false alarm among all the tests) at
+    alpha without assuming the tests independent.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def decide(
+    ratio: Estimate | None,
+    p: float | None,
+    n_baseline: int,
+    n_other: int,
+    *,
+    min_effect: float,
+    alpha: float = 0.05,
+) -> Comparison:
+    """The verdict from a ratio with its CI and a (possibly multiplicity-adjusted) p-value.
+
+    ``slower`` needs all three: p < ``alpha``, the ratio above ``1 + min_effect``, and its CI
+    above 1; ``faster`` is the mirror image. Anything else is ``no change`` (*not shown to differ*),
+    with the reason saying which condition failed.
+    """
+    x, y = n_baseline, n_other
+    if p is None or not x or not y:
+        return Comparison("no change", ratio, p, x, y, "no successful trials on one side")
+    if ratio is None:
+        return Comparison("no change", None, p, x, y, "baseline median is not positive")
+    threshold = 1.0 + min_effect
+    if p >= alpha:
+        return Comparison("no change", ratio, p, x, y, f"difference not significant (p={p:.3g} ≥ {alpha:g})")
+    if ratio.value > threshold and ratio.low > 1.0:
+        return Comparison("slower", ratio, p, x, y, f"{ratio.value:.3f}× the baseline (p={p:.3g})")
+    if ratio.value < 1.0 / threshold and ratio.high < 1.0:
+        return Comparison("faster", ratio, p, x, y, f"{ratio.value:.3f}× the baseline (p={p:.3g})")
+    return Comparison("no change", ratio, p, x, y, f"significant (p={p:.3g}) but within ±{min_effect:.0%} or CI spans 1")
+
+
 def compare(
     baseline: Sequence[float | None],
     other: Sequence[float | None],
@@ -216,34 +310,21 @@ def compare(
     confidence: float = 0.95,
     n_boot: int = 2000,
     seed: int = 0,
+    baseline_runs: Sequence[int] | None = None,
 ) -> Comparison:
     """Verdict on ``other`` against ``baseline`` (lower is better: these are latencies).
 
-    ``slower`` needs all three: the rank test rejects "same distribution" at ``alpha``, the ratio
-    of medians exceeds ``1 + min_effect``, and the ratio's CI lies above 1. ``faster`` is the
-    mirror image (ratio below ``1 / (1 + min_effect)``). Anything else is ``no change``, which
-    means *not shown to differ* — the reason says which condition failed.
+    A two-sided Mann–Whitney U test plus the ratio of medians with its bootstrap CI, judged by
+    ``decide``. ``baseline_runs``: see ``ratio_ci``.
     """
     if min_effect < 0.0:
         raise ValueError(f"min_effect must not be negative, got {min_effect}")
     x, y = clean(baseline), clean(other)
     if not x or not y:
         return Comparison("no change", None, None, len(x), len(y), "no successful trials on one side")
-    ratio = ratio_ci(x, y, confidence=confidence, n_boot=n_boot, seed=seed)
-    p = mann_whitney_u(x, y)
-    if ratio is None:
-        return Comparison("no change", None, p, len(x), len(y), "baseline median is not positive")
-    threshold = 1.0 + min_effect
-    if p >= alpha:
-        best = 2.0 / math.comb(len(x) + len(y), len(x))
-        why = f"difference not significant (p={p:.3g} ≥ {alpha:g})"
-        if best >= alpha:
-            why += f"; {len(x)} vs {len(y)} trials can never reach p<{alpha:g}, use more trials"
-        return Comparison("no change", ratio, p, len(x), len(y), why)
-    if ratio.value > threshold and ratio.low > 1.0:
-        return Comparison("slower", ratio, p, len(x), len(y), f"{ratio.value:.3f}× the baseline (p={p:.3g})")
-    if ratio.value < 1.0 / threshold and ratio.high < 1.0:
-        return Comparison("faster", ratio, p, len(x), len(y), f"{ratio.value:.3f}× the baseline (p={p:.3g})")
-    return Comparison(
-        "no change", ratio, p, len(x), len(y), f"significant (p={p:.3g}) but within ±{min_effect:.0%} or CI spans 1"
-    )
+    ratio = ratio_ci(baseline, y, confidence=confidence, n_boot=n_boot, seed=seed, baseline_runs=baseline_runs)
+    result = decide(ratio, mann_whitney_u(x, y), len(x), len(y), min_effect=min_effect, alpha=alpha)
+    if result.p_value is not None and result.p_value >= alpha and 2.0 / math.comb(len(x) + len(y), len(x)) >= alpha:
+        reason = f"{result.reason}; {len(x)} vs {len(y)} trials can never reach p<{alpha:g}, use more trials"
+        return replace(result, reason=reason)
+    return result

@@ -1,7 +1,8 @@
 """Per model × device summaries of a set of trials: what `lab bench`, `lab run` and reports print.
 
-The latency of a trial is its ``result.runs.avg_us`` (benchmark_model's average over the measured
-invokes); a model's latency on a device is the median of its trials' averages with a bootstrap CI.
+A trial's latency is its headline figure (``host.figures``: the median invoke, or what an older
+benchmark_model printed instead, named in ``statistic``); a model's latency on a device is the
+median of its trials' with a bootstrap CI, and ratios resample the same values.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from host.bench.stats import Estimate, clean, median_ci, ratio_ci
+from host.figures import TAIL, TrialFigures, disturbed, figures_of, pick, pick_common
 from host.records import DeviceFacts, Trial
 
-__all__ = ["Summary", "summarize", "trial_latency_us", "trial_peak_memory_mb"]
+__all__ = ["Summary", "summarize", "trial_figures", "trial_peak_memory_mb", "MIN_TRIALS_FOR_CI"]
+
+MIN_TRIALS_FOR_CI = 3  # below this a bootstrap CI only restates the trials: shown as "n/a (N trials)"
 
 
 @dataclass
 class Summary:
-    """One model on one device. Latencies in µs; ``ratio`` is median(this) / median(baseline)."""
+    """One model on one device. Latencies in µs; ``ratio`` is latency(this) / latency(baseline)."""
 
     model_sha256: str
     model_name: str
@@ -26,23 +30,19 @@ class Summary:
     device: DeviceFacts
     trials_ok: int
     trials_failed: int
-    median_us: Estimate | None
+    statistic: str  # the per-trial figure behind latency_us: "median" (the headline) or a fallback
+    latency_us: Estimate | None  # median over ok trials of ``statistic``, with its bootstrap CI
+    tail_us: float | None  # median over ok trials of their p95 invoke
     min_us: float | None
-    std_us: float | None  # median of the trials' std
     init_us: float | None  # median of the trials' init times
     peak_memory_mb: float | None  # the largest peak any trial reported
+    disturbed: int  # ok trials whose slow invokes dragged the average (``host.figures.disturbed``)
+    instructions: float | None  # median guest instructions per inference (emulated arm64), when counted
     ratio: Estimate | None  # None for the baseline model itself, or when either side has no values
     errors: list[str] = field(default_factory=list)  # distinct errors of failed trials, in order
-    latencies_us: list[float] = field(default_factory=list)  # each ok trial's average, in trial order
+    values_us: list[float] = field(default_factory=list)  # each ok trial's ``statistic``, in trial order
+    figures: list[TrialFigures] = field(default_factory=list)  # each ok trial's figures, in trial order
     baseline_sha256: str | None = None  # the model ``ratio`` is relative to
-
-
-def trial_latency_us(trial: Trial) -> float | None:
-    """The trial's average latency, or None when it failed or printed no average."""
-    if trial.status != "ok" or trial.result is None or trial.result.runs is None:
-        return None
-    values = clean([trial.result.runs.avg_us])
-    return values[0] if values else None
 
 
 def trial_peak_memory_mb(trial: Trial) -> float | None:
@@ -53,6 +53,13 @@ def trial_peak_memory_mb(trial: Trial) -> float | None:
     return max(figures) if figures else None
 
 
+def trial_figures(trial: Trial) -> TrialFigures:
+    """The figures of a trial (all missing when it failed or printed no measured runs)."""
+    if trial.status != "ok" or trial.result is None:
+        return TrialFigures()
+    return figures_of(trial.result.runs, trial.result.init_us, trial_peak_memory_mb(trial))
+
+
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -60,16 +67,17 @@ def _median(values: list[float]) -> float | None:
 def _summary(trials: list[Trial]) -> Summary:
     first = trials[0]
     ok = [t for t in trials if t.status == "ok"]
-    latencies = [v for v in (trial_latency_us(t) for t in trials) if v is not None]
-    results = [t.result for t in ok if t.result is not None]
-    mins = clean([r.runs.min_us if r.runs and r.runs.min_us is not None else None for r in results])
-    peaks = clean([trial_peak_memory_mb(t) for t in ok])
+    figures = [trial_figures(t) for t in ok]
+    statistic, values = pick(figures)
+    counts = clean([t.result.instructions.median for t in ok if t.result and t.result.instructions])
     errors: list[str] = []
     for t in trials:
         if t.status != "ok":
             message = t.error or t.status
             if message not in errors:
                 errors.append(message)
+    mins = clean([f.min_us for f in figures])
+    peaks = clean([f.peak_memory_mb for f in figures])
     return Summary(
         model_sha256=first.model.sha256,
         model_name=first.model.name,
@@ -77,14 +85,18 @@ def _summary(trials: list[Trial]) -> Summary:
         device=first.device,
         trials_ok=len(ok),
         trials_failed=len(trials) - len(ok),
-        median_us=median_ci(latencies),
-        min_us=min(mins) if mins else (min(latencies) if latencies else None),
-        std_us=_median(clean([r.runs.std_us if r.runs else None for r in results])),
-        init_us=_median(clean([r.init_us for r in results])),
+        statistic=statistic,
+        latency_us=median_ci(values),
+        tail_us=_median(clean([f.get(TAIL) for f in figures])),
+        min_us=min(mins) if mins else None,
+        init_us=_median(clean([f.init_us for f in figures])),
         peak_memory_mb=max(peaks) if peaks else None,
+        disturbed=sum(disturbed(f) for f in figures),
+        instructions=_median(counts),
         ratio=None,
         errors=errors,
-        latencies_us=latencies,
+        values_us=values,
+        figures=figures,
     )
 
 
@@ -112,6 +124,7 @@ def summarize(trials: Sequence[Trial], baseline_sha256: str | None = None) -> li
         base = by_key.get((summary.device.serial, baseline))
         if base is None or summary is base:
             continue
-        summary.ratio = ratio_ci(base.latencies_us, summary.latencies_us)
+        _, base_values, values = pick_common(base.figures, summary.figures)
+        summary.ratio = ratio_ci(base_values, values)
         summary.baseline_sha256 = baseline
     return summaries

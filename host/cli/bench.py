@@ -14,7 +14,7 @@ from rich.console import Console
 
 from host.bench import model_file, run_bench
 from host.bench.trial import OP_PROFILING_FLAG
-from host.bench.render import RichBenchProgress, failure_lines, outcome_json, summary_table
+from host.bench.render import RichBenchProgress, failure_lines, note_lines, outcome_json, summary_table
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt, RunsOpt, SerialOpt, ThreadsOpt, TrialsOpt, WarmupOpt
 from host.devices import adb_client, select_devices
@@ -103,7 +103,10 @@ def bench(
     if json_:
         typer.echo(json.dumps(outcome_json(outcome), indent=2))
     else:
-        stdout_console().print(summary_table(outcome.summaries, title=f"run {outcome.run_id}"))
+        console = stdout_console()
+        console.print(summary_table(outcome.summaries, title=f"run {outcome.run_id}"))
+        for line in note_lines(outcome):
+            console.print(f"  note: {line}", highlight=False, markup=False)
     for line in failure_lines(outcome):
         err.print(line, highlight=False, markup=False)
     raise typer.Exit(outcome.exit_code)

@@ -8,6 +8,7 @@ import typer
 
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
+from host.figures import HEADLINE
 from host.records import to_jsonable
 from host.report import check_run, render_check, stdout_console
 from host.report import json as report_json
@@ -28,18 +29,57 @@ def check(
     ops: Annotated[
         bool, typer.Option("--ops", help="Name the ops behind each regression (runs benchmarked with lab bench --ops).")
     ] = False,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing",
+            help="Pass when a baseline model × device is missing from the run or failed every trial (default: fail).",
+        ),
+    ] = False,
+    max_tail_regression: Annotated[
+        str | None, typer.Option(help="Slow-down of the p95 invoke allowed (the stall test): 25% by default.")
+    ] = None,
+    max_init_regression: Annotated[
+        str | None, typer.Option(help="Also gate init time: slow-down allowed, e.g. 20%. Default: not gated.")
+    ] = None,
+    max_memory_regression: Annotated[
+        str | None, typer.Option(help="Also gate peak memory: growth allowed, e.g. 10%. Default: not gated.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Exit 1 when a model on a device got slower beyond the threshold with statistical confidence.
+    """Exit 1 when a model on a device got slower beyond the threshold with statistical confidence,
+    or when a model × device of the baseline failed every trial or is missing from the run.
 
-    Exit codes: 0 no regression, 1 regression, 2 nothing to compare. Emulated-device results are
-    compared only with emulated-device results.
+    Tests the median invoke (the headline) and the p95 invoke of each trial, Holm-adjusted over all
+    tests of the check. Exit codes: 0 no regression, 1 regression or missing/failed model, 2 nothing
+    to compare. Emulated-device results are compared only with emulated-device results.
     """
-    threshold = parse_threshold(max_regression) if max_regression is not None else None
+    thresholds = {
+        name: parse_threshold(text, option) if text is not None else None
+        for name, option, text in (
+            ("latency", "--max-regression", max_regression),
+            ("tail", "--max-tail-regression", max_tail_regression),
+            ("init", "--max-init-regression", max_init_regression),
+            ("memory", "--max-memory-regression", max_memory_regression),
+        )
+    }
     with open_store(lab_context(ctx).db_url) as store:
-        result = check_run(store, run, baseline, threshold, metric, ops=ops)
+        result = check_run(
+            store,
+            run,
+            baseline,
+            thresholds["latency"],
+            metric,
+            ops=ops,
+            allow_missing=allow_missing,
+            max_tail_regression=thresholds["tail"],
+            max_init_regression=thresholds["init"],
+            max_memory_regression=thresholds["memory"],
+        )
     if as_json:
-        typer.echo(report_json.dumps({**to_jsonable(result), "exit_code": result.exit_code}))
+        rows = [{**to_jsonable(r), "regression": r.regression} for r in result.rows]
+        document = {**to_jsonable(result), "rows": rows, "exit_code": result.exit_code, "headline": HEADLINE}
+        typer.echo(report_json.dumps(document))
     else:
         render_check(result, stdout_console())
     raise typer.Exit(result.exit_code)

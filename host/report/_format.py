@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from host.bench.stats import Estimate
+from host.bench.summary import MIN_TRIALS_FOR_CI
+from host.figures import HEADLINE, label
 from host.records import DeviceFacts
 from host.report._model import ModelRow, TopOps
 
 __all__ = [
     "us",
+    "ms",
     "estimate_us",
+    "latency_header",
+    "latency_cell",
+    "trials_cell",
+    "mixed",
     "ratio",
     "speedup",
     "speedup_cell",
@@ -48,30 +56,69 @@ def us(value: float | None) -> str:
     return f"{_scaled(value, unit)} {unit}"
 
 
-def estimate_us(value: Estimate | None) -> str:
-    """``109.9 [109.4–110.7] µs``: the median and its CI, in one unit."""
+def _no_ci(n: int | None) -> bool:
+    return n is not None and n < MIN_TRIALS_FOR_CI
+
+
+def _na(n: int) -> str:
+    return f"[CI n/a: {n} trial{'s' if n != 1 else ''}]"
+
+
+def ms(value: float | None) -> str:
+    """A duration always in milliseconds (one unit per column: init times span µs to seconds)."""
+    return DASH if value is None else f"{value / 1000:,.1f} ms"
+
+
+def estimate_us(value: Estimate | None, n: int | None = None) -> str:
+    """``109.9 [109.4–110.7] µs``: the median and its CI, in one unit; from ``n`` < 3 trials, ``[CI n/a: n trials]``."""
     if value is None:
         return DASH
     unit = _unit(value.value)
+    if _no_ci(n):
+        return f"{_scaled(value.value, unit)} {unit} {_na(n or 0)}"
     return f"{_scaled(value.value, unit)} [{_scaled(value.low, unit)}–{_scaled(value.high, unit)}] {unit}"
 
 
-def ratio(value: Estimate | None) -> str:
+def ratio(value: Estimate | None, n: int | None = None) -> str:
     if value is None:
         return DASH
+    if _no_ci(n):
+        return f"{value.value:.3f}× {_na(n or 0)}"
     return f"{value.value:.3f}× [{value.low:.3f}–{value.high:.3f}]"
 
 
-def speedup(value: Estimate | None) -> str:
+def speedup(value: Estimate | None, n: int | None = None) -> str:
     if value is None:
         return DASH
+    if _no_ci(n):
+        return f"{value.value:.2f}× {_na(n or 0)}"
     return f"{value.value:.2f}× [{value.low:.2f}–{value.high:.2f}]"
+
+
+def latency_header(statistics: Iterable[str]) -> str:
+    """``latency (median invoke)``: the column names the per-trial statistic, or says rows differ."""
+    names = set(statistics) or {HEADLINE}
+    return f"latency ({label(names.pop())})" if len(names) == 1 else "latency (statistic per row)"
+
+
+def latency_cell(value: Estimate | None, statistic: str, n: int, mixed: bool) -> str:
+    """A latency with its CI; rows of a mixed table also name their statistic."""
+    cell = estimate_us(value, n)
+    return f"{cell} ({label(statistic)})" if mixed and value is not None else cell
+
+
+def trials_cell(ok: int, failed: int, disturbed: int = 0) -> str:
+    """``5``, ``5 (+1 failed)``, ``5 (2 disturbed)``."""
+    notes = [f"+{failed} failed"] if failed else []
+    if disturbed:
+        notes.append(f"{disturbed} disturbed")
+    return f"{ok}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def speedup_cell(row: ModelRow, baseline_name: str | None) -> str:
     """A row's speed-up, or "baseline" for the model the others are relative to."""
     if row.speedup is not None:
-        return speedup(row.speedup)
+        return speedup(row.speedup, row.trials_ok)
     return "baseline" if row.model_name == baseline_name else DASH
 
 
@@ -121,8 +168,9 @@ def top_ops_title(top: TopOps) -> str:
     return f"top {what}, {top.model_name}"
 
 
-EXPORT_HEADER = ("model", "latency (median [95% CI])", "speed-up [95% CI]", "size", "accuracy", "sparsity", "trials")
-"""Columns of the run table in the Markdown and HTML reports (plain text cells, escaped by each)."""
+EXPORT_HEADER = ("model", "latency [95% CI]", "speed-up [95% CI]", "size", "accuracy", "sparsity", "trials")
+"""Columns of the run table in the Markdown and HTML reports (plain text cells, escaped by each);
+``export_header`` names the latency's statistic."""
 
 
 def counted(rows: list[ModelRow]) -> bool:
@@ -130,21 +178,27 @@ def counted(rows: list[ModelRow]) -> bool:
     return any(r.instructions is not None for r in rows)
 
 
-def export_header(with_instructions: bool) -> list[str]:
-    """The run table's columns."""
-    return [*EXPORT_HEADER, *(["instructions/inference"] if with_instructions else [])]
+def export_header(with_instructions: bool, rows: Iterable[ModelRow] = ()) -> list[str]:
+    """The run table's columns; the latency column names its statistic."""
+    latency = latency_header(r.statistic for r in rows if r.latency_us is not None) + " [95% CI]"
+    return [EXPORT_HEADER[0], latency, *EXPORT_HEADER[2:], *(["instructions/inference"] if with_instructions else [])]
 
 
-def export_cells(row: ModelRow, baseline_name: str | None, with_instructions: bool) -> list[str]:
+def mixed(rows: Iterable[ModelRow]) -> bool:
+    """Whether the rows' latencies come from different per-trial statistics."""
+    return len({r.statistic for r in rows if r.latency_us is not None}) > 1
+
+
+def export_cells(row: ModelRow, baseline_name: str | None, with_instructions: bool, is_mixed: bool = False) -> list[str]:
     """One model's cells of the run table, in ``export_header`` order."""
     cells = [
         row.model_name + (f" ({row.role})" if row.role else ""),
-        estimate_us(row.median_us),
+        latency_cell(row.latency_us, row.statistic, row.trials_ok, is_mixed),
         speedup_cell(row, baseline_name),
         size(row.size_bytes),
         percent(row.accuracy),
         percent(row.sparsity),
-        f"{row.trials_ok}" + (f" (+{row.trials_failed} failed)" if row.trials_failed else ""),
+        trials_cell(row.trials_ok, row.trials_failed, row.disturbed),
     ]
     if with_instructions:
         cells.append(number(row.instructions))

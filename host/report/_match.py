@@ -8,17 +8,12 @@ device measures the host's CPU and is never compared with a phone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from host.figures import HEADLINE_CHAIN, pick_common
 from host.store import HistoryGroup
 
-__all__ = ["Pair", "match_groups", "pool_groups", "label", "gate_values", "GATE_STATISTICS"]
-
-# Per-trial figures the verdicts test, most robust first. Load on the machine only ever adds time,
-# and a few preempted invokes drag a trial's average: on a busy 2-core machine trial averages
-# varied by 20% (coefficient of variation) where the same trials' 5th-percentile invokes varied
-# by 1.6%, so the gate on averages missed most 10% slowdowns (benchmarks/check_error_rates.py).
-GATE_STATISTICS = (("p5", "p5_us"), ("min", "min_us"), ("avg", "latencies_us"))
+__all__ = ["Pair", "match_groups", "pool_groups", "label", "gate_values"]
 
 Pair = tuple[HistoryGroup, HistoryGroup, str]  # (baseline, candidate, matched by)
 
@@ -28,7 +23,11 @@ def label(group: HistoryGroup) -> str:
 
 
 def pool_groups(groups: list[HistoryGroup]) -> list[HistoryGroup]:
-    """Merges groups of several runs by (model sha256, device serial): their trials become one sample."""
+    """Merges groups of several runs by (model sha256, device serial) into one sample per pair.
+
+    ``figure_runs`` keeps which run each trial came from: the CI of a comparison against pooled
+    runs resamples runs, not trials (``stats.ratio_ci``), since trials of one run share its day and load.
+    """
     pooled: dict[tuple[str, str], HistoryGroup] = {}
     for g in groups:
         key = (g.model_sha256, g.device.serial)
@@ -47,23 +46,20 @@ def pool_groups(groups: list[HistoryGroup]) -> list[HistoryGroup]:
         p = pooled[key]
         p.trials_ok += g.trials_ok
         p.trials_failed += g.trials_failed
-        p.latencies_us.extend(g.latencies_us)
-        p.p5_us.extend(g.p5_us)
-        p.min_us.extend(g.min_us)
+        p.figures.extend(g.figures)
+        p.figure_runs.extend(g.figure_runs)
         p.instructions.extend(g.instructions)
-        for attr in ("threads", "use_xnnpack", "tools"):
+        for attr in ("threads", "use_xnnpack", "tools", "errors"):
             values = getattr(p, attr)
             values.extend(v for v in getattr(g, attr) if v not in values)
     return list(pooled.values())
 
 
-def gate_values(baseline: HistoryGroup, candidate: HistoryGroup) -> tuple[str, list[float], list[float]]:
-    """The most robust per-trial figure both sides have for every trial: (its name, baseline values, candidate values)."""
-    for name, attr in GATE_STATISTICS:
-        base, cand = getattr(baseline, attr), getattr(candidate, attr)
-        if len(base) == len(baseline.latencies_us) and len(cand) == len(candidate.latencies_us):
-            return name, list(base), list(cand)
-    return "avg", list(baseline.latencies_us), list(candidate.latencies_us)
+def gate_values(
+    baseline: HistoryGroup, candidate: HistoryGroup, chain: Sequence[str] = HEADLINE_CHAIN
+) -> tuple[str, list[float], list[float]]:
+    """The first statistic of ``chain`` that every ok trial on both sides has: (its name, baseline values, candidate values)."""
+    return pick_common(baseline.figures, candidate.figures, chain)
 
 
 def _device_candidates(g: HistoryGroup, others: list[HistoryGroup]) -> list[HistoryGroup]:
@@ -91,8 +87,14 @@ def _model_match(g: HistoryGroup, candidates: list[HistoryGroup]) -> tuple[Histo
     return None, "not in the baseline"
 
 
-def match_groups(baseline: list[HistoryGroup], candidate: list[HistoryGroup]) -> tuple[list[Pair], list[str]]:
-    """Pairs each candidate group with at most one baseline group; returns pairs and why others are left out."""
+def match_groups(
+    baseline: list[HistoryGroup], candidate: list[HistoryGroup]
+) -> tuple[list[Pair], list[str], list[HistoryGroup]]:
+    """Pairs each candidate group with at most one baseline group.
+
+    Returns the pairs, why candidate groups were left out, and the baseline groups nothing in the
+    candidate matched (a gate treats those as missing; a comparison only lists them).
+    """
     pairs: list[Pair] = []
     left_out: list[str] = []
     used: set[int] = set()
@@ -110,5 +112,4 @@ def match_groups(baseline: list[HistoryGroup], candidate: list[HistoryGroup]) ->
             continue
         used.add(id(match))
         pairs.append((match, g, how))
-    left_out.extend(f"{label(o)}: only in the baseline" for o in baseline if id(o) not in used)
-    return pairs, left_out
+    return pairs, left_out, [o for o in baseline if id(o) not in used]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from host.bench.stats import Estimate, Verdict
 from host.records import DeviceFacts
@@ -24,7 +25,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ModelRow:
-    """One model on one device in a run. Latencies in µs; ``speedup`` = baseline median / this median."""
+    """One model on one device in a run. Latencies in µs; ``speedup`` = baseline latency / this latency.
+
+    ``latency_us`` is the median over trials of each trial's ``statistic`` (``host.figures``)."""
 
     model_name: str
     model_sha256: str
@@ -32,9 +35,11 @@ class ModelRow:
     size_bytes: int
     trials_ok: int
     trials_failed: int
-    median_us: Estimate | None
+    statistic: str
+    latency_us: Estimate | None
+    tail_us: float | None  # median over trials of their p95 invoke
+    disturbed: int  # trials whose slow invokes dragged their average (host.figures.disturbed)
     min_us: float | None
-    std_us: float | None
     init_us: float | None
     peak_memory_mb: float | None
     speedup: Estimate | None  # None for the baseline itself
@@ -74,7 +79,8 @@ class HistoryRow:
     device_serial: str
     device_model: str | None
     device_kind: str
-    median_us: Estimate | None
+    statistic: str  # the per-trial figure behind latency_us (host.figures)
+    latency_us: Estimate | None  # median over trials, with its bootstrap CI
     trials_ok: int
     trials_failed: int
     threads: list[int]
@@ -101,7 +107,7 @@ class ComparisonRow:
     model_name: str
     device_serial: str
     device_kind: str
-    statistic: str  # per-trial figure compared: "p5", "min" or "avg" (see _match.GATE_STATISTICS)
+    statistic: str  # per-trial figure compared: the headline ("median"), or "avg" for older outputs
     median_a_us: Estimate | None  # median over A's trials of that figure
     median_b_us: Estimate | None
     ratio: Estimate | None  # median(B) / median(A)
@@ -119,25 +125,43 @@ class RunComparison:
     unmatched: list[str]  # groups present in one run only, or not comparable (device kinds differ)
 
 
+CheckTest = Literal["latency", "tail", "init", "memory", "instructions", "presence"]
+CheckOutcome = Literal["ok", "regression", "missing", "failed"]
+
+
 @dataclass(frozen=True)
 class CheckRow:
+    """One test of one model × device. ``latency`` tests the headline per-trial figure, ``tail`` the
+    p95 invoke, ``init``/``memory`` the init time and peak memory (when gated), ``instructions``
+    the QEMU counts; ``presence`` says a baseline model failed every trial or is gone from the
+    candidate."""
+
     model_name: str
     device_serial: str
     device_kind: str
     metric: str  # "time" or "instructions"
-    statistic: str  # per-trial figure compared: "p5", "min", "avg", or "instructions"
+    test: CheckTest
+    statistic: str  # per-trial figure compared: "median", "avg", "p95", "init", "memory", "instructions", or "—"
     baseline: float | None
     candidate: float | None
     ratio: Estimate | None
-    p_value: float | None
-    regression: bool
+    p_value: float | None  # the rank test's own p-value
+    p_adjusted: float | None  # Holm-adjusted over every test of the check (the one the verdict uses)
+    outcome: CheckOutcome
     reason: str
+    threshold: float | None = None  # the change this test allows (fraction), when it has one
+    trials: tuple[int, int] = (0, 0)  # values compared: (baseline, candidate)
     ops: tuple[str, ...] = ()  # --ops: the ops behind a regression, largest share of the change first
+
+    @property
+    def regression(self) -> bool:
+        """Whether this row fails the gate (a regression, or a model that failed or went missing)."""
+        return self.outcome != "ok"
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """`lab check`: exit code 1 on a regression, 0 when none, 2 when nothing could be compared."""
+    """`lab check`: exit code 1 on a regression or a missing/failed model, 0 when none, 2 when nothing could be compared."""
 
     candidate: RunInfo | None
     baselines: list[RunInfo]
@@ -145,6 +169,7 @@ class CheckResult:
     max_regression: float
     rows: list[CheckRow]
     reasons: list[str]  # why nothing was compared, or what was left out
+    family: str = ""  # how the error rate over all tests is controlled, in words
 
     @property
     def regressions(self) -> list[CheckRow]:

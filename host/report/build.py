@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from host.bench.stats import Estimate, clean
-from host.bench.summary import Summary, summarize
+from host.bench.stats import Estimate
+from host.bench.evidence import sparse_evidence, sparse_note
+from host.bench.summary import MIN_TRIALS_FOR_CI, Summary, summarize
+from host.figures import DISTURBED_RATIO
 from host.records import DeviceFacts, Trial
-from host.report.ops import top_ops
+from host.report.ops import profile_names, top_ops
 from host.report._model import DeviceReport, HistoryRow, ModelRow, RunReport, TopOps
 from host.report.history import history_rows
 from host.store import HistoryFilter, Store
+from host.store.queries.ops import OpGroup
 
-__all__ = ["build_report", "manifest_facts", "device_notes", "SPARSE_PATH_RATIO"]
+__all__ = ["build_report", "manifest_facts", "device_notes"]
 
 GUIDE_PIXEL4_RATIO = 12 / 17  # the guide's pruned/dense latency on a Pixel 4: 12 µs vs 17 µs
-SPARSE_PATH_RATIO = 0.9  # pruned/dense instructions below this: XNNPACK's sparse kernels ran
 X86_ABIS = ("x86_64", "x86")
 _HISTORY_LIMIT = 200
 
@@ -69,13 +70,6 @@ def device_notes(device: DeviceFacts) -> list[str]:
     return []
 
 
-def _instructions(trials: list[Trial]) -> float | None:
-    counts = clean(
-        t.result.instructions.median for t in trials if t.status == "ok" and t.result and t.result.instructions
-    )
-    return statistics.median(counts) if counts else None
-
-
 def _speedup(ratio: Estimate | None) -> Estimate | None:
     if ratio is None or ratio.value <= 0 or ratio.low <= 0:
         return None
@@ -92,40 +86,58 @@ def _row(summary: Summary, trials: list[Trial]) -> ModelRow:
         size_bytes=model.size_bytes,
         trials_ok=summary.trials_ok,
         trials_failed=summary.trials_failed,
-        median_us=summary.median_us,
+        statistic=summary.statistic,
+        latency_us=summary.latency_us,
+        tail_us=summary.tail_us,
+        disturbed=summary.disturbed,
         min_us=summary.min_us,
-        std_us=summary.std_us,
         init_us=summary.init_us,
         peak_memory_mb=summary.peak_memory_mb,
         speedup=_speedup(summary.ratio),
         accuracy=accuracy,
         sparsity=sparsity,
-        instructions=_instructions(trials),
+        instructions=summary.instructions,
         errors=summary.errors,
     )
 
 
-def _section_notes(device: DeviceFacts, rows: list[ModelRow], baseline: ModelRow | None) -> list[str]:
+def _sparse_line(row: ModelRow, baseline: ModelRow, groups: dict[str, OpGroup]) -> str | None:
+    base, model = groups.get(baseline.model_sha256), groups.get(row.model_sha256)
+    evidence = sparse_evidence(
+        profile_names(base, "kernel"), profile_names(model, "kernel"), profile_names(base, "op"), profile_names(model, "op")
+    )
+    note = sparse_note(row.model_name, row.instructions, baseline.instructions, evidence)
+    if note is not None and row.instructions and baseline.instructions:
+        note += f" (the guide's Pixel 4 took {GUIDE_PIXEL4_RATIO:.2f}× the dense time)"
+    return note
+
+
+def _section_notes(
+    device: DeviceFacts, rows: list[ModelRow], baseline: ModelRow | None, groups: dict[str, OpGroup]
+) -> list[str]:
     notes = device_notes(device)
     for row in rows:
         total = row.trials_ok + row.trials_failed
         if row.trials_failed:
             first = row.errors[0] if row.errors else "failed"
             notes.append(f"{row.model_name}: {row.trials_failed} of {total} trials failed ({first})")
-        if 0 < row.trials_ok < 3:
-            notes.append(f"{row.model_name}: only {row.trials_ok} successful trial(s); its CI means little")
-        if row.speedup is not None and row.speedup.contains(1.0):
+        if 0 < row.trials_ok < MIN_TRIALS_FOR_CI:
+            notes.append(f"{row.model_name}: only {row.trials_ok} successful trial(s): no confidence interval")
+        if row.disturbed:
+            notes.append(
+                f"{row.model_name}: {row.disturbed} of {row.trials_ok} trials disturbed (their average exceeds "
+                f"their median invoke by more than {DISTURBED_RATIO - 1:.0%}: slow invokes from load or stalls); "
+                "the median invoke is robust to them, the average is not"
+            )
+        if row.speedup is not None and row.speedup.contains(1.0) and row.trials_ok >= MIN_TRIALS_FOR_CI:
             notes.append(
                 f"{row.model_name}: the speed-up's 95% CI ({row.speedup.low:.2f}–{row.speedup.high:.2f}×) "
                 "includes 1 — not shown to differ from the baseline"
             )
-        if baseline is not None and row is not baseline and row.instructions and baseline.instructions:
-            ratio = row.instructions / baseline.instructions
-            engaged = "yes" if ratio < SPARSE_PATH_RATIO else "no"
-            notes.append(
-                f"{row.model_name}: {ratio:.2f}× the baseline's instructions per inference — "
-                f"sparse path engaged: {engaged} (the guide's Pixel 4 took {GUIDE_PIXEL4_RATIO:.2f}× the dense time)"
-            )
+        if baseline is not None and row is not baseline:
+            sparse = _sparse_line(row, baseline, groups)
+            if sparse is not None:
+                notes.append(sparse)
     return notes
 
 
@@ -172,7 +184,9 @@ def build_report(store: Store, run_id: int) -> RunReport:
         for group in (g for g in op_groups if g.device.serial == serial):
             unit, ops = top_ops(group)
             tops.append(TopOps(group.model_name, unit, ops))
-        reports.append(DeviceReport(devices[serial], rows, _section_notes(devices[serial], rows, baseline), tops))
+        groups = {g.model_sha256: g for g in op_groups if g.device.serial == serial}
+        notes = _section_notes(devices[serial], rows, baseline, groups)
+        reports.append(DeviceReport(devices[serial], rows, notes, tops))
     baseline_name = next((t.model.name for t in trials if t.model.sha256 == baseline_sha), None)
     return RunReport(
         run=run,

@@ -1,27 +1,50 @@
-"""`lab check`: the CI gate. A regression is a model on a device that got slower beyond the
-threshold with statistical confidence (Mann–Whitney U over the trials, as ``stats.compare``, on
-each trial's 5th-percentile invoke time where printed — see ``_match.GATE_STATISTICS``), or,
-for ``--metric instructions``, a median instruction count above the baseline's beyond a tiny
-tolerance (counts under QEMU are deterministic, so no test is needed).
+"""`lab check`: the CI gate. It fails closed: exit 1 when a model on a device got slower beyond
+the threshold with statistical confidence, **or** when a model × device of the baseline failed every
+trial or is missing from the candidate (unless ``allow_missing``); 0 when none; 2 when nothing
+could be compared.
+
+Tests per model × device (``--metric time``), all on per-trial figures (``host.figures``):
+- ``latency``: the headline figure (median invoke) — Welch's t-test on log values plus the ratio of
+  medians with its bootstrap CI (``stats.decide``: p, ratio beyond the threshold, CI above 1);
+- ``tail``: the p95 invoke, the same way with its own, wider threshold, so a stall that spares the
+  typical invoke (periodic stalls, late throttling, a slow core) is caught;
+- ``init`` and ``memory``: init time and peak memory, when their thresholds are given.
+Every p-value of the check is Holm-adjusted over all its tests, so the chance of *any* false alarm
+in a check is at most α, however many models and devices it holds. With ``last:N`` the baseline
+pools N runs; its CIs resample runs, then trials, so run-to-run variation counts.
+
+``--metric instructions`` compares median instruction counts (QEMU: exact and repeatable) with a
+tiny tolerance; no test is needed.
 """
 
 from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-from host.bench.stats import Estimate, clean, compare
+from host.bench.stats import ALPHA, Estimate, clean, decide, holm, ratio_ci, welch_t
 from host.errors import UsageError
+from host.figures import HEADLINE_CHAIN, TAIL
 from host.report._match import Pair, gate_values, label, match_groups, pool_groups
-from host.report._model import CheckResult, CheckRow
+from host.report._model import CheckResult, CheckRow, CheckTest
 from host.report.ops import OpDiff, compare_op_groups, pair_op_groups, pool_op_groups
-from host.store import RunInfo, Store
+from host.store import HistoryGroup, RunInfo, Store
 
-__all__ = ["check_run", "parse_baseline", "parse_threshold", "METRICS", "DEFAULT_MAX_REGRESSION"]
+__all__ = [
+    "check_run",
+    "parse_baseline",
+    "parse_threshold",
+    "Thresholds",
+    "METRICS",
+    "DEFAULT_MAX_REGRESSION",
+    "DEFAULT_MAX_TAIL_REGRESSION",
+]
 
 METRICS = ("time", "instructions")
 DEFAULT_MAX_REGRESSION = {"time": 0.05, "instructions": 0.001}
+DEFAULT_MAX_TAIL_REGRESSION = 0.25  # p95 invokes move more with the machine's load than medians do
 _LAST = re.compile(r"last:(\d+)")
 
 
@@ -38,37 +61,81 @@ def parse_baseline(text: str | None) -> int | tuple[str, int]:
     raise UsageError(f"--baseline {text!r}: give a run id (e.g. 12) or last:N with N ≥ 1 (e.g. last:3)")
 
 
-def parse_threshold(text: str) -> float:
-    """``5%`` or ``0.05`` → 0.05. Raises UsageError for anything else or a value outside (0, 10)."""
+def parse_threshold(text: str, option: str = "--max-regression") -> float:
+    """``5%`` or ``0.05`` → 0.05. Raises UsageError (naming ``option``) for anything else or a value outside (0, 10)."""
     raw = text.strip()
     try:
         value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise UsageError(
-            f"--max-regression {text!r}: give a percentage such as 5% (or a fraction such as 0.05)"
-        ) from None
+        raise UsageError(f"{option} {text!r}: give a percentage such as 5% (or a fraction such as 0.05)") from None
     if not 0.0 < value < 10.0:
-        raise UsageError(f"--max-regression {text!r}: must be above 0% and below 1000%")
+        raise UsageError(f"{option} {text!r}: must be above 0% and below 1000%")
     return value
 
 
-def _time_row(pair: Pair, threshold: float) -> CheckRow:
+@dataclass(frozen=True)
+class Thresholds:
+    """The change each test allows (fractions): latency, tail, and the optional init and memory gates."""
+
+    latency: float
+    tail: float = DEFAULT_MAX_TAIL_REGRESSION
+    init: float | None = None
+    memory: float | None = None
+
+
+def _aligned(group: HistoryGroup, statistic: str) -> tuple[list[float], list[int]]:
+    """``statistic`` of each ok trial that has it, with the run each came from."""
+    pairs = [(f.get(statistic), run) for f, run in zip(group.figures, group.figure_runs)]
+    kept = [(float(v), run) for v, run in pairs if v is not None]
+    return [v for v, _ in kept], [run for _, run in kept]
+
+
+def _tested_row(pair: Pair, test: CheckTest, chain: Sequence[str], threshold: float) -> CheckRow | None:
+    """A row for one rank-tested figure, its verdict pending the Holm adjustment; None when a side lacks it."""
     base, cand, _ = pair
-    statistic, base_values, cand_values = gate_values(base, cand)
-    result = compare(base_values, cand_values, min_effect=threshold)
+    statistic, _, _ = gate_values(base, cand, chain)
+    base_values, base_runs = _aligned(base, statistic)
+    cand_values, _ = _aligned(cand, statistic)
+    if not base_values or not cand_values:
+        return None
+    ratio = ratio_ci(base_values, cand_values, baseline_runs=base_runs)
     return CheckRow(
         model_name=cand.model_name,
         device_serial=cand.device.serial,
         device_kind=cand.device.kind,
         metric="time",
+        test=test,
         statistic=statistic,
         baseline=statistics.median(base_values),
         candidate=statistics.median(cand_values),
-        ratio=result.ratio,
-        p_value=result.p_value,
-        regression=result.verdict == "slower",
-        reason=result.reason,
+        ratio=ratio,
+        p_value=welch_t(base_values, cand_values),
+        p_adjusted=None,
+        outcome="ok",
+        reason="",
+        threshold=threshold,
+        trials=(len(base_values), len(cand_values)),
     )
+
+
+def _judge(rows: list[CheckRow]) -> list[CheckRow]:
+    """Holm-adjusts every row's p-value over the whole check, then gives each its verdict."""
+    tested = [i for i, r in enumerate(rows) if r.p_value is not None]
+    adjusted = holm([rows[i].p_value or 0.0 for i in tested])
+    judged = [
+        replace(r, reason=f"too few trials to test ({r.trials[0]} vs {r.trials[1]}; at least 2 a side)")
+        if r.p_value is None and r.test in ("latency", "tail", "init", "memory")
+        else r
+        for r in rows
+    ]
+    for i, p in zip(tested, adjusted):
+        row = rows[i]
+        verdict = decide(row.ratio, p, *row.trials, min_effect=row.threshold or 0.0, alpha=ALPHA)
+        reason = verdict.reason.replace("p=", "Holm p=") if len(tested) > 1 else verdict.reason
+        judged[i] = replace(
+            row, p_adjusted=p, outcome="regression" if verdict.verdict == "slower" else "ok", reason=reason
+        )
+    return judged
 
 
 def _instructions_row(pair: Pair, threshold: float) -> CheckRow | None:
@@ -78,20 +145,41 @@ def _instructions_row(pair: Pair, threshold: float) -> CheckRow | None:
         return None
     b, c = statistics.median(base_counts), statistics.median(cand_counts)
     ratio = c / b if b > 0 else float("inf")
-    regression = ratio > 1.0 + threshold
     verdict = "more" if ratio > 1 else "fewer" if ratio < 1 else "the same"
     return CheckRow(
         model_name=cand.model_name,
         device_serial=cand.device.serial,
         device_kind=cand.device.kind,
         metric="instructions",
+        test="instructions",
         statistic="instructions",
         baseline=b,
         candidate=c,
         ratio=Estimate(ratio, ratio, ratio),
         p_value=None,
-        regression=regression,
+        p_adjusted=None,
+        outcome="regression" if ratio > 1.0 + threshold else "ok",
         reason=f"{abs(ratio - 1):.3%} {verdict} instructions per inference (tolerance {threshold:.3%})",
+        threshold=threshold,
+        trials=(len(base_counts), len(cand_counts)),
+    )
+
+
+def _presence_row(group: HistoryGroup, metric: str, outcome: str, reason: str) -> CheckRow:
+    return CheckRow(
+        model_name=group.model_name,
+        device_serial=group.device.serial,
+        device_kind=group.device.kind,
+        metric=metric,
+        test="presence",
+        statistic="—",
+        baseline=None,
+        candidate=None,
+        ratio=None,
+        p_value=None,
+        p_adjusted=None,
+        outcome=outcome,  # type: ignore[arg-type]
+        reason=reason,
     )
 
 
@@ -119,7 +207,7 @@ def _ops_behind(store: Store, bases: list[RunInfo], candidate: RunInfo, rows: li
         diffs[(cand.model_name, cand.device.serial)] = compare_op_groups(base, cand)
     named = []
     for row in rows:
-        if not row.regression:
+        if row.outcome != "regression":
             named.append(row)
             continue
         diff = diffs.get((row.model_name, row.device_serial))
@@ -138,6 +226,47 @@ def _baselines(store: Store, candidate: RunInfo, baseline: int | tuple[str, int]
     return store.runs_before(candidate.id, baseline[1])
 
 
+def _failed_reason(group: HistoryGroup) -> str:
+    first = group.errors[0] if group.errors else "no trial was saved"
+    return f"no successful trial in the candidate ({group.trials_failed} failed: {first})"
+
+
+def _pair_rows(pairs: list[Pair], metric: str, limits: Thresholds, reasons: list[str]) -> list[CheckRow]:
+    rows: list[CheckRow] = []
+    for pair in pairs:
+        base, cand, _ = pair
+        if not base.figures:
+            reasons.append(f"{label(cand)}: no successful trial in the baseline; nothing to compare with")
+            continue
+        if not cand.figures:
+            rows.append(_presence_row(cand, metric, "failed", _failed_reason(cand)))
+            continue
+        if metric == "instructions":
+            row = _instructions_row(pair, limits.latency)
+            if row is None:
+                reasons.append(f"{label(cand)}: instructions were not counted on one side")
+            else:
+                rows.append(row)
+            continue
+        tests: list[tuple[CheckTest, Sequence[str], float | None]] = [
+            ("latency", HEADLINE_CHAIN, limits.latency),
+            ("tail", (TAIL,), limits.tail),
+            ("init", ("init",), limits.init),
+            ("memory", ("memory",), limits.memory),
+        ]
+        for test, chain, threshold in tests:
+            if threshold is None:
+                continue
+            row = _tested_row(pair, test, chain, threshold)
+            if row is not None:
+                rows.append(row)
+            elif test == "tail":
+                reasons.append(f"{label(cand)}: no p95 on one side (an older benchmark_model): tail not tested")
+            elif test != "latency":
+                reasons.append(f"{label(cand)}: no {test} figure on one side: {test} not gated")
+    return rows
+
+
 def check_run(
     store: Store,
     run_id: int | None = None,
@@ -145,10 +274,17 @@ def check_run(
     max_regression: float | None = None,
     metric: str = "time",
     ops: bool = False,
+    *,
+    allow_missing: bool = False,
+    max_tail_regression: float | None = None,
+    max_init_regression: float | None = None,
+    max_memory_regression: float | None = None,
 ) -> CheckResult:
     """Gates run ``run_id`` (default: the latest) against ``baseline`` (default: the run before it).
 
-    With ``ops``, each regression names the ops (or kernels) behind it from the runs' op profiles.
+    A baseline model × device whose candidate failed every trial, or that the candidate lacks, fails
+    the gate unless ``allow_missing``. With ``ops``, each regression names the ops (or kernels)
+    behind it from the runs' op profiles.
 
     Raises:
         NotFoundError: an unknown run id.
@@ -158,6 +294,12 @@ def check_run(
         raise UsageError(f"--metric {metric!r}: use one of {', '.join(METRICS)}")
     spec = parse_baseline(baseline)
     threshold = DEFAULT_MAX_REGRESSION[metric] if max_regression is None else max_regression
+    limits = Thresholds(
+        threshold,
+        DEFAULT_MAX_TAIL_REGRESSION if max_tail_regression is None else max_tail_regression,
+        max_init_regression,
+        max_memory_regression,
+    )
     if run_id is None:
         run_id = store.latest_run_id()
         if run_id is None:
@@ -170,24 +312,28 @@ def check_run(
     if not bases:
         why = f"no finished run before run {candidate.id} to compare with"
         return CheckResult(candidate, [], metric, threshold, [], [why])
-    groups = pool_groups(store.run_groups([b.id for b in bases]))
-    pairs, left_out = match_groups(groups, store.run_groups([candidate.id]))
-    rows: list[CheckRow] = []
+    base_groups = pool_groups(store.run_groups([b.id for b in bases]))
+    cand_groups = store.run_groups([candidate.id])
+    pairs, left_out, missing = match_groups(base_groups, cand_groups)
     reasons = list(left_out)
-    for pair in pairs:
-        if metric == "time":
-            if not pair[0].latencies_us or not pair[1].latencies_us:
-                reasons.append(f"{label(pair[1])}: no successful trials on one side")
-                continue
-            rows.append(_time_row(pair, threshold))
+    if not pairs and cand_groups and base_groups:
+        names = sorted({label(g) for g in base_groups}), sorted({label(g) for g in cand_groups})
+        why = f"no model × device in common: the baseline has {', '.join(names[0])}; the candidate has {', '.join(names[1])}"
+        return CheckResult(candidate, bases, metric, threshold, [], [why, *reasons])
+    rows = _pair_rows(pairs, metric, limits, reasons)
+    for group in missing:
+        if not group.figures:
+            reasons.append(f"{label(group)}: only in the baseline, where it had no successful trial")
+        elif allow_missing:
+            reasons.append(f"{label(group)}: missing from the candidate (allowed by --allow-missing)")
         else:
-            row = _instructions_row(pair, threshold)
-            if row is None:
-                reasons.append(f"{label(pair[1])}: instructions were not counted on one side")
-            else:
-                rows.append(row)
-    if not rows and not pairs:
-        reasons.append("no model × device of the run is in the baseline")
-    if ops and any(r.regression for r in rows):
+            why = "missing from the candidate run (pass --allow-missing if it was removed on purpose)"
+            rows.append(_presence_row(group, metric, "missing", why))
+    rows = _judge(rows)
+    family = ""
+    tested = sum(r.p_value is not None for r in rows)
+    if tested:
+        family = f"Holm over {tested} test(s): at most {ALPHA:.0%} chance of any false alarm in this check"
+    if ops and any(r.outcome == "regression" for r in rows):
         rows = _ops_behind(store, bases, candidate, rows)
-    return CheckResult(candidate, bases, metric, threshold, rows, reasons)
+    return CheckResult(candidate, bases, metric, threshold, rows, reasons, family)

@@ -8,7 +8,7 @@ the two commands never disagree.
 from __future__ import annotations
 
 from host.bench.stats import compare, median_ci
-from host.report._match import gate_values, match_groups
+from host.report._match import gate_values, label, match_groups
 from host.report._model import ComparisonRow, RunComparison
 from host.store import Store
 
@@ -20,7 +20,8 @@ MIN_EFFECT = 0.05  # a ratio within ±5% is "no change" however significant (asv
 def compare_runs(store: Store, run_a: int, run_b: int, min_effect: float = MIN_EFFECT) -> RunComparison:
     """Compares run B against run A (A is the baseline). Raises NotFoundError for an unknown run."""
     info_a, info_b = store.get_run(run_a), store.get_run(run_b)
-    pairs, unmatched = match_groups(store.run_groups([run_a]), store.run_groups([run_b]))
+    pairs, unmatched, only_a = match_groups(store.run_groups([run_a]), store.run_groups([run_b]))
+    unmatched.extend(f"{label(g)}: only in run {run_a}" for g in only_a)
     rows = []
     for base, cand, how in pairs:
         statistic, base_values, cand_values = gate_values(base, cand)

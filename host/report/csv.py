@@ -40,10 +40,12 @@ def report_records(report: RunReport) -> list[dict[str, Any]]:
                     "size_bytes": r.size_bytes,
                     "trials_ok": r.trials_ok,
                     "trials_failed": r.trials_failed,
-                    **_est("median_us", r.median_us),
+                    "statistic": r.statistic,
+                    **_est("latency_us", r.latency_us),
                     **_est("speedup", r.speedup),
+                    "p95_us": r.tail_us,
+                    "disturbed_trials": r.disturbed,
                     "min_us": r.min_us,
-                    "std_us": r.std_us,
                     "init_us": r.init_us,
                     "peak_memory_mb": r.peak_memory_mb,
                     "accuracy": r.accuracy,
@@ -65,7 +67,8 @@ def history_records(rows: Sequence[HistoryRow]) -> list[dict[str, Any]]:
             "device_serial": r.device_serial,
             "device_model": r.device_model,
             "device_kind": r.device_kind,
-            **_est("median_us", r.median_us),
+            "statistic": r.statistic,
+            **_est("latency_us", r.latency_us),
             "trials_ok": r.trials_ok,
             "trials_failed": r.trials_failed,
             "threads": ";".join(map(str, r.threads)),
@@ -88,11 +91,11 @@ def _write(records: list[dict[str, Any]], header: list[str]) -> str:
 
 def render(report: RunReport) -> str:
     records = report_records(report)
-    header = list(records[0]) if records else ["run_id", "device_serial", "model", "median_us"]
+    header = list(records[0]) if records else ["run_id", "device_serial", "model", "statistic", "latency_us"]
     return _write(records, header)
 
 
 def render_history(rows: Sequence[HistoryRow]) -> str:
     records = history_records(rows)
-    header = list(records[0]) if records else ["run_id", "started_at", "model", "device_serial", "median_us"]
+    header = list(records[0]) if records else ["run_id", "started_at", "model", "device_serial", "statistic", "latency_us"]
     return _write(records, header)

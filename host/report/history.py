@@ -1,10 +1,11 @@
-"""`lab history`: stored groups as rows with their median latency and its CI."""
+"""`lab history`: stored groups as rows with their latency (the headline statistic, ``host.figures``) and its CI."""
 
 from __future__ import annotations
 
 import statistics
 
 from host.bench.stats import clean, median_ci
+from host.figures import pick
 from host.report._model import HistoryRow
 from host.store import HistoryFilter, HistoryGroup, Store
 
@@ -13,6 +14,7 @@ __all__ = ["history_rows", "history_row"]
 
 def history_row(group: HistoryGroup) -> HistoryRow:
     counts = clean(group.instructions)
+    statistic, values = pick(group.figures)
     return HistoryRow(
         run_id=group.run_id,
         started_at=group.run_started_at,
@@ -23,7 +25,8 @@ def history_row(group: HistoryGroup) -> HistoryRow:
         device_serial=group.device.serial,
         device_model=group.device.model,
         device_kind=group.device.kind,
-        median_us=median_ci(group.latencies_us, n_boot=1000),
+        statistic=statistic,
+        latency_us=median_ci(values, n_boot=1000),
         trials_ok=group.trials_ok,
         trials_failed=group.trials_failed,
         threads=sorted(group.threads),

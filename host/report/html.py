@@ -31,11 +31,12 @@ def _section(report: RunReport) -> list[str]:
     parts: list[str] = []
     for section in report.devices:
         with_instructions = f.counted(section.rows)
-        header = f.export_header(with_instructions)
+        header = f.export_header(with_instructions, section.rows)
+        is_mixed = f.mixed(section.rows)
         parts.append(f"<h2>{escape(f.device_line(section.device))}</h2>")
         parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>")
         for r in section.rows:
-            cells = f.export_cells(r, report.baseline_name, with_instructions)
+            cells = f.export_cells(r, report.baseline_name, with_instructions, is_mixed)
             parts.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
         parts += [f'<p class="note">{escape(note)}</p>' for note in section.notes]
@@ -60,11 +61,11 @@ def render(report: RunReport) -> str:
     ]
     if report.baseline_name:
         body.append(
-            f"<p>Speed-up = median({escape(report.baseline_name)}) / median(model). Brackets: 95% bootstrap CI.</p>"
+            f"<p>Speed-up = latency({escape(report.baseline_name)}) / latency(model); latency = median over trials of each trial's median invoke (the statistic is named in each table). Brackets: 95% bootstrap CI.</p>"
         )
     body += _section(report)
     body += [f'<p class="note">{escape(note)}</p>' for note in report.notes]
-    if any(r.median_us for d in report.devices for r in d.rows):
+    if any(r.latency_us for d in report.devices for r in d.rows):
         body.append(_img(report_png(report), "latency per device"))
     if len({h.run_id for h in report.history}) > 1:
         body += ["<h2>history</h2>", _img(history_png(report.history), "latency over time")]

@@ -15,11 +15,12 @@ def table_lines(report: RunReport) -> list[str]:
     lines: list[str] = []
     for section in report.devices:
         with_instructions = f.counted(section.rows)
-        header = f.export_header(with_instructions)
+        header = f.export_header(with_instructions, section.rows)
+        is_mixed = f.mixed(section.rows)
         lines += [f"### {_cell(f.device_line(section.device))}", ""]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in section.rows:
-            cells = f.export_cells(r, report.baseline_name, with_instructions)
+            cells = f.export_cells(r, report.baseline_name, with_instructions, is_mixed)
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
         lines += [f"> **Note:** {_cell(note)}" for note in section.notes]
@@ -44,7 +45,7 @@ def render(report: RunReport) -> str:
         "",
     ]
     if report.baseline_name:
-        lines += [f"Speed-up = median(`{report.baseline_name}`) / median(model). Brackets: 95% bootstrap CI.", ""]
+        lines += [f"Speed-up = latency(`{report.baseline_name}`) / latency(model); latency = median over trials of each trial's median invoke (each table names its statistic). Brackets: 95% bootstrap CI.", ""]
     lines += table_lines(report)
     lines += [f"> **Note:** {_cell(note)}" for note in report.notes]
     return "\n".join(lines).rstrip() + "\n"

@@ -121,7 +121,7 @@ def pair_op_groups(base: Sequence[OpGroup], cand: Sequence[OpGroup]) -> tuple[li
     histories_a = [_as_history(g) for g in base]
     histories_b = [_as_history(g) for g in cand]
     back = {id(h): g for h, g in zip([*histories_a, *histories_b], [*base, *cand])}
-    pairs, _ = match_groups(histories_a, histories_b)
+    pairs, _, _ = match_groups(histories_a, histories_b)
     result = [(back[id(a)], back[id(b)]) for a, b, _ in pairs]
     used = {id(g) for pair in result for g in pair}
     left_a = [g for g in base if id(g) not in used]
@@ -302,3 +302,11 @@ def top_ops(group: OpGroup, n: int = 5) -> tuple[str, list[tuple[str, str, float
         key=lambda row: -row[2],
     )
     return ("instructions" if source == "kernel" else "ms"), ranked[:n]
+
+
+
+def profile_names(group: OpGroup | None, source: str) -> set[str]:
+    """Every kernel function (``kernel``) or ``type name`` op (``op``) in a group's profiles."""
+    if group is None:
+        return set()
+    return {f"{op.node_type} {op.name}" if source == "op" else op.name for ops in _per_trial(group, source) for op in ops}

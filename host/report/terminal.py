@@ -7,7 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from host.report import _format as f
-from host.report._model import CheckResult, HistoryRow, RunComparison, RunReport
+from host.figures import HEADLINE, label
+from host.report._model import CheckResult, CheckRow, HistoryRow, RunComparison, RunReport
 from host.report.ops import OpDiff, RunOpsComparison
 
 __all__ = [
@@ -29,7 +30,6 @@ def stdout_console() -> Console:
     console = Console()
     return console if console.is_terminal else Console(width=_PIPE_WIDTH)
 
-_STATISTIC_LABEL = {"p5": "p5 invoke", "min": "min invoke", "avg": "average", "instructions": "instructions"}
 _VERDICT_STYLE = {"faster": "green", "slower": "red", "no change": "dim"}
 
 
@@ -41,26 +41,30 @@ def render_terminal(report: RunReport, console: Console) -> None:
         f"lab {run.lab_version}; {run.trials_ok} trials ok, {run.trials_failed} failed"
     )
     if report.baseline_name:
-        console.print(f"speed-up = median({escape(report.baseline_name)}) / median(model); 95% CIs in brackets")
+        console.print(
+            f"latency = median over trials of each trial's {label(HEADLINE)}; "
+            f"speed-up = latency({escape(report.baseline_name)}) / latency(model); 95% CIs in brackets"
+        )
     for section in report.devices:
         show_instructions = f.counted(section.rows)
+        is_mixed = f.mixed(section.rows)
         table = Table(title=escape(f.device_line(section.device)), title_justify="left")
-        columns = ("model", "latency (median)", "speed-up", "size", "accuracy", "sparsity", "trials", "init", "peak mem")
+        latency = f.latency_header(r.statistic for r in section.rows if r.latency_us is not None)
+        columns = ("model", latency, "speed-up", "size", "accuracy", "sparsity", "trials", "init", "peak mem")
         for column in columns:
             table.add_column(column, justify="left" if column == "model" else "right")
         if show_instructions:
             table.add_column("instructions/inference", justify="right")
         for row in section.rows:
-            trials = f"{row.trials_ok}" + (f" (+{row.trials_failed} failed)" if row.trials_failed else "")
             cells = [
                 escape(row.model_name) + (f" [dim]{row.role}[/]" if row.role else ""),
-                f.estimate_us(row.median_us),
+                f.latency_cell(row.latency_us, row.statistic, row.trials_ok, is_mixed),
                 f.speedup_cell(row, report.baseline_name),
                 f.size(row.size_bytes),
                 f.percent(row.accuracy),
                 f.percent(row.sparsity),
-                trials,
-                f.us(row.init_us),
+                f.trials_cell(row.trials_ok, row.trials_failed, row.disturbed),
+                f.ms(row.init_us),
                 f"{row.peak_memory_mb:.1f} MB" if row.peak_memory_mb is not None else f.DASH,
             ]
             if show_instructions:
@@ -79,19 +83,23 @@ def render_terminal(report: RunReport, console: Console) -> None:
 
 
 def render_history(rows: list[HistoryRow], console: Console) -> None:
-    table = Table(title="history (newest first; latency = median of trials [95% CI])", title_justify="left")
-    for column in ("run", "when", "model", "device", "latency", "trials", "threads", "xnnpack", "tool", "status"):
+    latency = f.latency_header(r.statistic for r in rows if r.latency_us is not None)
+    is_mixed = len({r.statistic for r in rows if r.latency_us is not None}) > 1
+    table = Table(
+        title=f"history (newest first; {latency} = median over trials [95% CI])", title_justify="left"
+    )
+    for column in ("run", "when", "model", "device", latency, "trials", "threads", "xnnpack", "tool", "status"):
         table.add_column(column, justify="right" if column in ("run", "trials", "threads") else "left")
     for r in rows:
         xnnpack = "/".join("on" if x else "off" for x in r.xnnpack) or f.DASH
-        trials = f"{r.trials_ok}" + (f" (+{r.trials_failed} failed)" if r.trials_failed else "")
+        trials = f.trials_cell(r.trials_ok, r.trials_failed)
         device = r.device_serial
         table.add_row(
             str(r.run_id),
             f.when(r.started_at),
             escape(r.model_name),
             escape(device),
-            f.estimate_us(r.median_us),
+            f.latency_cell(r.latency_us, r.statistic, r.trials_ok, is_mixed),
             trials,
             ",".join(map(str, r.threads)) or f.DASH,
             xnnpack,
@@ -113,7 +121,7 @@ def render_comparison(cmp: RunComparison, console: Console) -> None:
         table.add_row(
             name,
             escape(r.device_serial),
-            _STATISTIC_LABEL.get(r.statistic, r.statistic),
+            label(r.statistic),
             f.estimate_us(r.median_a_us),
             f.estimate_us(r.median_b_us),
             f.ratio(r.ratio),
@@ -127,7 +135,7 @@ def render_comparison(cmp: RunComparison, console: Console) -> None:
     for item in cmp.unmatched:
         console.print(f"  [yellow]not compared:[/] {escape(item)}")
     console.print(
-        "[dim]medians over trials of each trial's figure (p5: its 5th-percentile invoke); "
+        "[dim]medians over trials of each trial's figure (median invoke: the lab's headline statistic); "
         "no change = not shown to differ (Mann–Whitney U, p < 0.05, and a change beyond ±5%)[/]"
     )
 
@@ -177,40 +185,55 @@ def render_op_comparison(cmp: RunOpsComparison, console: Console, limit: int = O
         console.print(f"  [yellow]not compared:[/] {escape(item)}")
 
 
+def _check_value(r: CheckRow, value: float | None) -> str:
+    if r.test == "memory":
+        return f"{value:.1f} MB" if value is not None else f.DASH
+    return f.us(value) if r.metric == "time" else f.number(value)
+
+
+_OUTCOME_CELL = {"ok": "[green]ok[/]", "regression": "[red]REGRESSION[/]", "missing": "[red]MISSING[/]", "failed": "[red]FAILED[/]"}
+
+
 def render_check(result: CheckResult, console: Console) -> None:
     """The verdict first (what a CI log reader looks for), then the table and the reasons."""
     if result.candidate is None or not result.rows:
         console.print("[yellow]nothing to compare[/]: " + escape("; ".join(result.reasons) or "no data"))
         return
     bases = ", ".join(str(b.id) for b in result.baselines)
-    regressions = result.regressions
-    if regressions:
+    failing = result.regressions
+    pairs = len({(r.model_name, r.device_serial) for r in result.rows})
+    if failing:
+        kinds = sorted({r.outcome for r in failing})
         console.print(
-            f"[red bold]regression[/]: {len(regressions)} of {len(result.rows)} model × device pairs of run "
-            f"{result.candidate.id} got slower than run(s) {bases} beyond {result.max_regression:.1%}"
+            f"[red bold]gate failed[/] ({', '.join(kinds)}): {len(failing)} of {len(result.rows)} test(s) over "
+            f"{pairs} model × device pair(s) of run {result.candidate.id} against run(s) {bases}; "
+            f"latency threshold {result.max_regression:.1%} ({result.metric})"
         )
     else:
         console.print(
             f"[green bold]no regression[/]: run {result.candidate.id} against run(s) {bases}, "
-            f"{len(result.rows)} pair(s), threshold {result.max_regression:.1%} ({result.metric})"
+            f"{pairs} pair(s), {len(result.rows)} test(s), latency threshold {result.max_regression:.1%} ({result.metric})"
         )
     table = Table()
-    for column in ("model", "device", "per trial", "baseline", "candidate", "ratio", "p", "result", "why"):
+    for column in ("model", "device", "test", "per trial", "baseline", "candidate", "ratio", "p (Holm)", "result", "why"):
         table.add_column(column)
     for r in result.rows:
-        fmt = f.us if r.metric == "time" else f.number
+        p = f"{r.p_adjusted:.3g}" if r.p_adjusted is not None else f.DASH
         table.add_row(
             escape(r.model_name),
             escape(r.device_serial),
-            _STATISTIC_LABEL.get(r.statistic, r.statistic),
-            fmt(r.baseline),
-            fmt(r.candidate),
-            f.ratio(r.ratio),
-            f"{r.p_value:.3g}" if r.p_value is not None else f.DASH,
-            "[red]REGRESSION[/]" if r.regression else "[green]ok[/]",
+            r.test,
+            label(r.statistic),
+            _check_value(r, r.baseline),
+            _check_value(r, r.candidate),
+            f.ratio(r.ratio, min(r.trials) if r.metric == "time" else None),
+            p,
+            _OUTCOME_CELL[r.outcome],
             escape(r.reason),
         )
     console.print(table)
+    if result.family:
+        console.print(f"  [dim]{escape(result.family)}[/]")
     for r in result.rows:
         for line in r.ops:
             console.print(f"  {escape(r.model_name)} on {escape(r.device_serial)}: {escape(line)}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from host.figures import TrialFigures
 from host.records import DeviceFacts
 
 __all__ = ["RunInfo", "HistoryFilter", "HistoryGroup", "ImportSummary"]
@@ -51,14 +52,14 @@ class HistoryGroup:
     device: DeviceFacts
     trials_ok: int
     trials_failed: int
-    latencies_us: list[float] = field(default_factory=list)  # avg_us of each ok trial
-    p5_us: list[float] = field(default_factory=list)  # each ok trial's 5th-percentile invoke, where printed
-    min_us: list[float] = field(default_factory=list)  # each ok trial's fastest invoke, where printed
+    figures: list[TrialFigures] = field(default_factory=list)  # each ok trial's figures, in saving order
+    figure_runs: list[int] = field(default_factory=list)  # the run of each of ``figures`` (several when pooled)
     threads: list[int] = field(default_factory=list)  # distinct values asked for
     use_xnnpack: list[bool] = field(default_factory=list)  # distinct values asked for
     tools: list[str] = field(default_factory=list)  # sha256 of each benchmark tool used
     tool_versions: list[str] = field(default_factory=list)  # their version lines, where known
     instructions: list[int] = field(default_factory=list)  # median instructions per inference, per trial
+    errors: list[str] = field(default_factory=list)  # distinct errors of the failed trials, in order
 
 
 @dataclass(frozen=True)

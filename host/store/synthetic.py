@@ -184,6 +184,7 @@ def synthetic_trial(
         inference_avg_us=measured.avg_us,
         memory_delta_init_mb=6.36,
         memory_delta_overall_mb=9.83,
+        periodic_peak_memory_mb=47.7,
         num_threads=1,
         use_xnnpack=True,
         xnnpack_applied=True,
@@ -204,6 +205,7 @@ def synthetic_trial(
         f"INFO: Inference timings in us: Init: {init_us:.0f}, First inference: {warmup.first_us:.0f}, "
         f"Warmup (avg): {warmup.avg_us:g}, Inference (avg): {measured.avg_us:g}",
         "INFO: Memory footprint delta from the start of the tool (MB): init=6.36 overall=9.83",
+        "INFO: Overall peak memory footprint (MB) via periodic monitoring: 47.7",
         "",
     ]
     raw = "\n".join(lines)
@@ -258,11 +260,13 @@ def add_synthetic_run(
     seed: int = 0,
     noise: float = 0.01,
     preempt_rate: float = 0.0,
+    failing: tuple[str, ...] = (),
 ) -> int:
     """A finished `lab run`-like run: interleaved trials of each model on each device.
 
     On a phone the pruned model is 30% faster; on the emulated x86 device it is not (as with
     XNNPACK on AVX). ``slowdown`` scales every latency (1.1: the injected 10% regression).
+    Every trial of a model named in ``failing`` fails (a model that stopped running).
     """
     rng = np.random.default_rng(seed)
     run_id = store.start_run("run", {"trials": trials, "synthetic": True})
@@ -283,6 +287,7 @@ def add_synthetic_run(
                         position=2 * i + j,
                         noise=noise,
                         preempt_rate=preempt_rate,
+                        status="failed" if model.name in failing else "ok",
                     )
                 )
     store.save_trials(saved)

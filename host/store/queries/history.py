@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
 
+from host.figures import TrialFigures
 from host.store._models import SqlArtifact, SqlDevice, SqlMeasurement, SqlRun, SqlTool, from_db_time, to_db_time
 from host.store.entities import HistoryFilter, HistoryGroup
 from host.store.queries._core import StoreCore, chunks
@@ -98,12 +99,18 @@ class HistoryQueries(StoreCore):
             m.device_id,
             m.status,
             m.avg_us,
+            m.median_us,
             m.p5_us,
+            m.p95_us,
             m.min_us,
+            m.init_us,
+            m.peak_memory_overall_mb,
+            m.periodic_peak_memory_mb,
             m.threads,
             m.use_xnnpack,
             m.tool_id,
             m.instructions_median,
+            m.error,
         )
         rows: list[Any] = []
         for part in chunks(list(runs)):
@@ -131,16 +138,13 @@ class HistoryQueries(StoreCore):
                 )
             if r.status == "ok":
                 group.trials_ok += 1
-                if r.avg_us is not None:
-                    group.latencies_us.append(r.avg_us)
-                    if r.p5_us is not None:
-                        group.p5_us.append(r.p5_us)
-                    if r.min_us is not None:
-                        group.min_us.append(r.min_us)
+                group.figures.append(_figures(r))
+                group.figure_runs.append(r.run_id)
                 if r.instructions_median is not None:
                     group.instructions.append(r.instructions_median)
             else:
                 group.trials_failed += 1
+                _add(group.errors, r.error or r.status)
             _add(group.threads, r.threads)
             _add(group.use_xnnpack, r.use_xnnpack)
             if r.tool_id is not None:
@@ -155,6 +159,19 @@ class HistoryQueries(StoreCore):
         for part in chunks(sorted(ids)):
             found.update({row.id: row for row in s.scalars(select(model).where(model.id.in_(part)))})
         return found
+
+
+def _figures(r: Any) -> TrialFigures:
+    peaks = [v for v in (r.peak_memory_overall_mb, r.periodic_peak_memory_mb) if v is not None]
+    return TrialFigures(
+        avg_us=r.avg_us,
+        median_us=r.median_us,
+        p5_us=r.p5_us,
+        p95_us=r.p95_us,
+        min_us=r.min_us,
+        init_us=r.init_us,
+        peak_memory_mb=max(peaks) if peaks else None,
+    )
 
 
 def _add(values: list[Any], value: Any) -> None:

@@ -96,9 +96,9 @@ def test_one_device_two_models(adb_server: Any, emulated_device: Any, tmp_path: 
     assert blocks == [{"add.tflite", "conv.tflite"}] * 3  # interleaved: each block runs both
     add, conv = out.summaries
     assert (add.model_name, add.trials_ok, conv.trials_ok) == ("add.tflite", 3, 3)
-    assert add.median_us is not None and add.median_us.low <= add.median_us.value <= add.median_us.high
+    assert add.latency_us is not None and add.latency_us.low <= add.latency_us.value <= add.latency_us.high
     assert add.ratio is None and conv.ratio is not None and conv.ratio.low <= conv.ratio.value <= conv.ratio.high
-    assert conv.init_us and conv.peak_memory_mb and conv.std_us is not None and conv.min_us
+    assert conv.init_us and conv.peak_memory_mb and conv.tail_us is not None and conv.min_us
 
     status, trials = stored(tmp_path, out.run_id)
     assert status == "ok" and len(trials) == 6
@@ -308,7 +308,7 @@ def test_lab_bench_json(adb_server: Any, emulated_device: Any, tmp_path: Path) -
     add, conv = doc["results"]
     assert add["model"]["name"] == "add.tflite" and add["ratio"] is None
     assert set(conv["ratio"]) == {"value", "low", "high"} and conv["baseline_sha256"] == add["model"]["sha256"]
-    assert set(add["median_us"]) == {"value", "low", "high"} and add["device"]["kind"] == "emulated"
+    assert set(add["latency_us"]) == {"value", "low", "high"} and add["statistic"] == "median" and add["device"]["kind"] == "emulated"
     assert doc["tools"][emulated_device.serial]["builtin"] is True
     with open_store(f"sqlite:///{tmp_path / 'lab.db'}") as store:
         assert store.get_run(doc["run_id"]).status == "ok"

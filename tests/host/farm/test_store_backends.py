@@ -79,7 +79,7 @@ def test_history_and_transfer(store: Store, tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path / 'copy.db'}") as copy:
         assert copy.import_lines(lines).runs_added == 2
         copied = copy.history(HistoryFilter(model="dense.tflite", device="Pixel 7"))
-        assert [g.latencies_us for g in copied] == [g.latencies_us for g in groups]
+        assert [g.figures for g in copied] == [g.figures for g in groups]
         third = add_synthetic_run(copy, trials=2, seed=3)
         third_uid = copy.get_run(third).uid
         from_copy = list(copy.export_lines())

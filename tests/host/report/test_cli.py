@@ -47,10 +47,10 @@ def test_history_table_json_csv_and_plot(runner: CliRunner, db_url: str, store: 
     rows = json.loads(lab(runner, db_url, "history", "--json", "--device", "Pixel 7").stdout)
     assert len(rows) == 4 and {r["device_serial"] for r in rows} == {"1A2B3C4D5E"}
     assert [r["run_id"] for r in rows] == [2, 2, 1, 1]
-    assert set(rows[0]["median_us"]) == {"value", "low", "high"}
+    assert set(rows[0]["latency_us"]) == {"value", "low", "high"} and rows[0]["statistic"] == "median"
     assert rows[0]["trials_ok"] == 5 and rows[0]["threads"] == [1] and rows[0]["xnnpack"] == [True]
     parsed = list(csv.DictReader(io.StringIO(lab(runner, db_url, "history", "--csv", "--limit", "3").stdout)))
-    assert len(parsed) == 3 and float(parsed[0]["median_us_low"]) <= float(parsed[0]["median_us"])
+    assert len(parsed) == 3 and float(parsed[0]["latency_us_low"]) <= float(parsed[0]["latency_us"])
     plot = tmp_path / "history.png"
     result = lab(runner, db_url, "history", "--plot", str(plot))
     assert result.exit_code == 0 and plot.read_bytes().startswith(PNG_MAGIC)
@@ -115,7 +115,7 @@ def test_check_exits_1_on_an_injected_slowdown_and_0_on_an_a_a_pair(runner: CliR
     assert "regression" in result.output and "REGRESSION" in result.output
     data = json.loads(lab(runner, db_url, "check", "--json", "--baseline", "last:2").stdout)
     assert data["exit_code"] == 1 and len(data["baselines"]) == 2
-    assert all(r["regression"] for r in data["rows"])
+    assert all(r["regression"] for r in data["rows"] if r["test"] == "latency")
     relaxed = lab(runner, db_url, "check", "--max-regression", "15%")
     assert relaxed.exit_code == 0
     assert lab(runner, db_url, "check", "--run", "2", "--baseline", "1").exit_code == 0
@@ -147,7 +147,7 @@ def test_check_matches_a_rebuilt_model_by_role(runner: CliRunner, db_url: str, s
     rebuilt = tuple(model_file(m.name, m.role, variant="rebuilt", manifest=m.manifest) for m in guide_models())
     add_synthetic_run(store, seed=2, models=rebuilt, slowdown=1.2)
     data = json.loads(lab(runner, db_url, "check", "--json").stdout)
-    assert data["exit_code"] == 1 and len(data["rows"]) == 4
+    assert data["exit_code"] == 1 and len([r for r in data["rows"] if r["test"] == "latency"]) == 4
 
 
 @pytest.mark.parametrize(
@@ -157,6 +157,9 @@ def test_check_matches_a_rebuilt_model_by_role(runner: CliRunner, db_url: str, s
         (["--baseline", "previous"], "--baseline 'previous'"),
         (["--max-regression", "five"], "--max-regression 'five': give a percentage"),
         (["--max-regression", "0%"], "must be above 0%"),
+        (["--max-regression", "abc"], "--max-regression 'abc': give a percentage"),
+        (["--max-tail-regression", "lots"], "--max-tail-regression 'lots': give a percentage"),
+        (["--max-memory-regression", "-5%"], "--max-memory-regression '-5%': must be above 0%"),
         (["--metric", "energy"], "--metric 'energy': use one of time, instructions"),
         (["--run", "77"], "run 77 is not in"),
         (["--baseline", "77"], "run 77 is not in"),
@@ -169,6 +172,17 @@ def test_check_bad_input(runner: CliRunner, db_url: str, store: Store, args: lis
     result = lab(runner, db_url, "check", *args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_check_of_a_run_that_failed_entirely_exits_1_with_the_reason(runner: CliRunner, db_url: str, store: Store) -> None:
+    add_synthetic_run(store, devices=(phone(),))
+    add_synthetic_run(store, devices=(phone(),), failing=("dense.tflite", "pruned.tflite"))
+    result = lab(runner, db_url, "check")
+    assert result.exit_code == 1
+    assert "gate failed (failed)" in result.output and "no successful trial in the candidate" in result.output
+    data = json.loads(lab(runner, db_url, "check", "--json").stdout)
+    assert data["exit_code"] == 1 and {r["outcome"] for r in data["rows"]} == {"failed"}
+    assert all(r["regression"] for r in data["rows"]) and data["headline"] == "median"
 
 
 # report ----------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_report_figures_per_device(store: Store) -> None:
     assert pruned.speedup is not None
     assert pruned.speedup.value == pytest.approx(1 / 0.7, rel=0.03)
     assert pruned.speedup.low <= pruned.speedup.value <= pruned.speedup.high
-    assert pruned.median_us is not None and pruned.median_us.value == pytest.approx(70, rel=0.03)
+    assert pruned.latency_us is not None and pruned.latency_us.value == pytest.approx(70, rel=0.03)
     assert (dense.accuracy, pruned.accuracy) == (0.712, 0.705)
     assert pruned.sparsity == 0.751 and dense.sparsity == 0.0
     assert pruned.size_bytes == 60_000 and pruned.trials_ok == 5
@@ -103,7 +103,7 @@ def test_terminal_rendering(store: Store) -> None:
 def test_markdown(store: Store) -> None:
     text = export_report(build_report(store, add_run(store)), "md")
     assert text.startswith("# lab report: run 1\n")
-    assert "| model | latency (median [95% CI]) | speed-up [95% CI] |" in text
+    assert "| model | latency (median invoke) [95% CI] | speed-up [95% CI] |" in text
     assert "| pruned.tflite (pruned) |" in text
     assert "> **Note:** emulated device: measures this machine's CPU" in text
 

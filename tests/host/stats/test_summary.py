@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from host.bench.summary import summarize, trial_latency_us, trial_peak_memory_mb
+from host.bench.summary import summarize, trial_figures, trial_peak_memory_mb
 from host.store.synthetic import emulated_device, model_file, phone, synthetic_trial
 
 
@@ -36,18 +36,20 @@ def test_summarize_groups_by_device_and_model_in_order_of_appearance() -> None:
     assert pruned_phone.ratio is not None
     assert pruned_phone.ratio.value == pytest.approx(0.7, rel=0.02)
     assert pruned_phone.baseline_sha256 == models["dense"].sha256
-    assert dense_phone.median_us is not None and dense_phone.median_us.value == pytest.approx(200, rel=0.02)
+    assert dense_phone.latency_us is not None and dense_phone.latency_us.value == pytest.approx(200, rel=0.02)
     assert dense_phone.trials_ok == 5 and dense_phone.trials_failed == 0
-    assert len(dense_phone.latencies_us) == 5
+    assert len(dense_phone.values_us) == 5
 
 
 def test_summarize_statistics_follow_the_trials() -> None:
     trials, _ = _trials({("emu", "dense"): 100.0}, n=3)
     (summary,) = summarize(trials)
-    avgs = [t.result.runs.avg_us for t in trials]
-    assert summary.median_us is not None and summary.median_us.value == pytest.approx(sorted(avgs)[1])
+    medians = [t.result.runs.median_us for t in trials]
+    assert summary.statistic == "median"
+    assert summary.latency_us is not None and summary.latency_us.value == pytest.approx(sorted(medians)[1])
+    assert summary.values_us == medians
+    assert summary.tail_us == pytest.approx(sorted(t.result.runs.p95_us for t in trials)[1])
     assert summary.min_us == min(t.result.runs.min_us for t in trials)
-    assert summary.std_us == pytest.approx(sorted(t.result.runs.std_us for t in trials)[1])
     assert summary.init_us == pytest.approx(sorted(t.result.init_us for t in trials)[1])
 
 
@@ -58,7 +60,29 @@ def test_failed_trials_are_counted_with_their_errors_and_no_latency() -> None:
     (summary,) = summarize([*trials, failed, failed])
     assert summary.trials_ok == 3 and summary.trials_failed == 2
     assert summary.errors == ["Didn't find op for builtin opcode 'CONV_2D' version '6'"]
-    assert trial_latency_us(failed) is None
+    assert trial_figures(failed).median_us is None
+
+
+def test_trials_without_percentiles_fall_back_to_the_average_and_say_so() -> None:
+    trials, _ = _trials({("emu", "dense"): 100.0}, n=4)
+    old = [dataclasses.replace(t, result=dataclasses.replace(
+        t.result, runs=dataclasses.replace(t.result.runs, p5_us=None, median_us=None, p95_us=None))) for t in trials]
+    (summary,) = summarize(old)
+    assert summary.statistic == "avg"
+    assert summary.values_us == [t.result.runs.avg_us for t in trials]
+    assert summary.tail_us is None
+    mixed = summarize([*trials[:2], *old[2:]])[0]
+    assert mixed.statistic == "avg"  # one statistic per row: the one every trial has
+
+
+def test_a_trial_dragged_by_slow_invokes_is_flagged_disturbed_not_dropped() -> None:
+    trials, _ = _trials({("emu", "dense"): 100.0}, n=5)
+    runs = trials[0].result.runs
+    dragged = dataclasses.replace(trials[0], result=dataclasses.replace(
+        trials[0].result, runs=dataclasses.replace(runs, avg_us=runs.median_us * 1.5)))
+    (summary,) = summarize([dragged, *trials[1:]])
+    assert summary.disturbed == 1
+    assert summary.trials_ok == 5 and len(summary.values_us) == 5
 
 
 def test_explicit_baseline_and_a_device_without_it() -> None:
@@ -72,11 +96,12 @@ def test_explicit_baseline_and_a_device_without_it() -> None:
 
 def test_peak_memory_takes_the_largest_figure_reported() -> None:
     trials, _ = _trials({("emu", "dense"): 100.0}, n=2)
-    trials[0] = dataclasses.replace(trials[0], result=dataclasses.replace(trials[0].result, peak_memory_overall_mb=12.0))
-    trials[1] = dataclasses.replace(trials[1], result=dataclasses.replace(trials[1].result, periodic_peak_memory_mb=15.5))
+    trials[0] = dataclasses.replace(trials[0], result=dataclasses.replace(
+        trials[0].result, peak_memory_overall_mb=12.0, periodic_peak_memory_mb=None))
+    trials[1] = dataclasses.replace(trials[1], result=dataclasses.replace(trials[1].result, periodic_peak_memory_mb=55.5))
     assert trial_peak_memory_mb(trials[0]) == 12.0
     (summary,) = summarize(trials)
-    assert summary.peak_memory_mb == 15.5
+    assert summary.peak_memory_mb == 55.5
 
 
 def test_summarize_nothing() -> None:

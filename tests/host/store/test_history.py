@@ -50,7 +50,7 @@ def test_everything_newest_first(filled: Store) -> None:
     assert [g.run_id for g in groups[:4]] == [3, 3, 3, 3]
     assert [g.run_id for g in groups[-4:]] == [1, 1, 1, 1]
     first = groups[0]
-    assert first.trials_ok == 3 and len(first.latencies_us) == 3
+    assert first.trials_ok == 3 and len(first.figures) == 3 and first.figure_runs == [first.run_id] * 3
     assert first.threads == [1] and first.use_xnnpack == [True] and len(first.tools) == 1
 
 
