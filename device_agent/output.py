@@ -31,9 +31,16 @@ and a failed run ends with ``ERROR: …`` lines and ``Benchmarking failed.``::
     Failed to initialize the interpreter
     Benchmarking failed.
 
+or, from a version whose own lines had no severity yet, with its cause unprefixed::
+
+    XNNPACK delegate created.
+    Failed to apply XNNPACK delegate.
+    Benchmarking failed.
+
 Older versions lack the ``INFO: `` prefix and the percentiles, print ``Average inference timings in
 us: Warmup: …, Init: …, Inference: …`` (or ``no stats: …``) and ``Peak memory footprint (MB)``;
-copied output may be indented or carry logcat prefixes. The device agent's runner adds lines of its
+copied output may be indented, carry the prefixes of ``adb logcat`` or of Android Studio's Logcat
+window, or hold several runs one after another. The device agent's runner adds lines of its
 own: ``Timer overhead per invoke (us): …`` and ``Runner: …``, and under the lab's QEMU emulation (or
 with ``--count_instructions=true``) one line of guest instructions per inference::
 
@@ -74,6 +81,7 @@ __all__ = [
     "KernelProfile",
     "BenchmarkResult",
     "parse",
+    "failure_cause",
     "format_number",
     "format_stats",
     "format_running",
@@ -311,14 +319,22 @@ def format_kernels_unavailable(label: str, reason: str) -> str:
 # C++ prints a NaN average (no runs) as "nan" or "-nan"; it is read as unknown (None).
 _NUM = r"(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|-?nan)"
 
-# Logcat "threadtime" (`11-25 15:02:33.123  1234  1234 I tflite  : …`) and "brief"
-# (`I/tflite  ( 1234): …`) prefixes, then the tool's own severity prefix.
+# Logcat prefixes, then the tool's own severity prefix. From `adb logcat`: "threadtime"
+# (`11-25 15:02:33.123  1234  1234 I tflite  : …`, with -v year `2024-11-25 …`), "brief"
+# (`I/tflite  ( 1234): …`), "tag" (`I/tflite: …`) and "time" (`11-25 15:02:33.123 I/tflite( 1234): …`).
+# Copied from Android Studio's Logcat window, before 2022 (`2019-09-15 11:38:39.830 1234-1234/? I/tflite: …`)
+# and since (`2024-10-20 16:00:34.378 1234-1234 tflite  com.example.app  I  …`: date, time, pid-tid,
+# tag, package name or "pid-1234", level, padded into columns; seen in tensorflow/tensorflow#78396).
+# Android Studio writes the assert level as A where adb writes F.
+_LOGCAT_TIME = r"(?:\d{4}-)?\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+"
 _LOGCAT = re.compile(
-    r"^(?:\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+\s+(?P<l1>[VDIWEF])\s+[^:]*?:\s"
-    r"|(?P<l2>[VDIWEF])/[^:(]*(?:\(\s*\d+\))?:\s)"
+    rf"^(?:{_LOGCAT_TIME}\s+\d+\s+\d+\s+(?P<threadtime>[VDIWEFA])\s+[^:]*?:"
+    rf"|(?:{_LOGCAT_TIME}\s+)?(?P<brief>[VDIWEFA])/[^:(]*(?:\(\s*\d+\))?:"
+    rf"|{_LOGCAT_TIME}\s+\d+-\d+/\S*\s+(?P<studio_old>[VDIWEFA])/[^:]*:"
+    rf"|{_LOGCAT_TIME}\s+\d+-\d+\s+.+?\s+\S+\s+(?P<studio>[VDIWEFA]))(?:\s|$)"
 )
 _SEVERITY = re.compile(r"^(?P<severity>INFO|WARN|WARNING|ERROR|VERBOSE|DEBUG):\s?")
-_LOGCAT_SEVERITY = {"W": "WARN", "E": "ERROR", "F": "ERROR"}
+_LOGCAT_SEVERITY = {"W": "WARN", "E": "ERROR", "F": "ERROR", "A": "ERROR"}
 
 _STATS = re.compile(
     rf"^count=(?P<count>\d+)(?:"  # "count=0" alone when nothing ran
@@ -327,7 +343,13 @@ _STATS = re.compile(
     rf"(?: min=(?P<min>{_NUM}) max=(?P<max>{_NUM}) avg=(?P<avg>{_NUM}) std=(?P<std>{_NUM}))?"
     rf"(?: p5=(?P<p5>{_NUM}) median=(?P<median>{_NUM}) p95=(?P<p95>{_NUM}))?)?\s*$"
 )
-_RUNNING = re.compile(r"^Running benchmark for (?:at least )?\d+ iterations")
+_STARTING = re.compile(r"^STARTING!")
+# "… for at least N iterations and at least S seconds but terminate if exceeding M seconds." (TF 1.12:
+# "Running benchmark for N iterations"; versions of 2019 end after "at least S seconds").
+_RUNNING = re.compile(
+    r"^Running benchmark for (?:at least )?(?P<runs>\d+) iterations"
+    rf"(?: and at least {_NUM} seconds but terminate if exceeding (?P<max_secs>{_NUM}) seconds)?"
+)
 _TIMINGS = re.compile(
     rf"^Inference timings in us: Init: (?P<init>{_NUM}), First inference: (?P<first>{_NUM}), "
     rf"Warmup \(avg\): (?P<warmup>{_NUM}), Inference \(avg\): (?P<inference>{_NUM})\s*$"
@@ -365,7 +387,19 @@ _KERNELS = re.compile(
 )
 _KERNELS_END = re.compile(r"^(?P<n>\d+) functions counted\s*$")
 _DUPLICATE_FLAGS = re.compile(r"^Duplicate flags: ")
-_FAILED = re.compile(r"^(?:Benchmarking failed\.|Failed to initialize the interpreter|Failed to allocate tensors)")
+_NUM_RUNS = re.compile(r"^(?:Min num runs|Num runs): \[(?P<n>\d+)\]")
+# What benchmark_model prints only before it measures: its parameters, the model it loaded, its init.
+_BEFORE_RUNS = re.compile(r"^(?:Loaded model |Initialized session in |[^:\[\]\t]+: \[[^\t]*\]$)")
+_FAILED = re.compile(r"^Benchmarking failed\.")
+# A failure's cause printed without an "ERROR: " prefix: benchmark_model's own messages before its
+# lines had severities (`Failed to apply XNNPACK delegate.`), and the interpreter's under TF 1.x
+# (`Node number 3 (CONV_2D) failed to prepare.`, `Didn't find op for builtin opcode …`).
+_CAUSE = re.compile(
+    r"^(?:Failed to |Didn't find op for |Encountered unresolved custom op)|\bfailed to (?:prepare|invoke)\b"
+)
+# The count= line's avg and the timings line's "Inference (avg)" are one number printed twice with 6
+# significant digits, so they differ by at most 1e-5 of it; anything beyond 1e-4 is another number.
+_SAME_AVERAGE = 1e-4
 
 _QUOTE_MAX = 300
 
@@ -376,7 +410,7 @@ def _split(line: str) -> tuple[str | None, str]:
     severity = None
     logcat = _LOGCAT.match(text)
     if logcat:
-        level = logcat.group("l1") or logcat.group("l2")
+        level = next(group for group in logcat.groups() if group)  # one level group per logcat format
         severity = _LOGCAT_SEVERITY.get(level)
         text = text[logcat.end() :].strip()
     prefix = _SEVERITY.match(text)
@@ -432,49 +466,93 @@ _NUMERIC_LINES: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = (
     (_MODEL_SIZE, {"mb": "model_size_mb"}),
     (_TIMER_OVERHEAD, {"us": "timer_overhead_us"}),
 )
+_TIMINGS_LINES = (_TIMINGS, _OLD_TIMINGS)  # a run's summary: only memory, profiles and runner lines follow it
+
+
+# A count= line: (number of "Running benchmark" lines before it, stats or None for "count=0", the raw line).
+_StatsLine = tuple[int, RunStats | None, str]
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """A ``Running benchmark for at least N iterations … terminate if exceeding M seconds.`` line."""
+
+    runs: int  # N: the runs asked for
+    max_secs: float | None  # M; None when the line has no "terminate" clause (older versions)
 
 
 @dataclass
 class _Scan:
-    """What one pass over the lines found, before deciding what the run was."""
+    """What one pass over one run's lines found, before deciding what the run was."""
 
     fields: dict[str, Any] = field(default_factory=dict)
-    # (number of "Running benchmark" lines before it, stats or None for "count=0", the raw line)
-    stats: list[tuple[int, RunStats | None, str]] = field(default_factory=list)
-    running: int = 0
+    stats: list[_StatsLine] = field(default_factory=list)
+    loops: list[_Loop] = field(default_factory=list)  # the warm-up's, then the measured runs'
+    started: bool = False  # printed STARTING!
+    num_runs: int | None = None  # "Num runs: [N]" (TF 1.x) or "Min num runs: [N]"
     num_threads: int | None = None
     cpu_threads: int | None = None
     xnnpack_applied: bool | None = None
     warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    failure: str | None = None
+    errors: list[str] = field(default_factory=list)  # ERROR: lines (or logcat E/F/A)
+    causes: list[str] = field(default_factory=list)  # failure causes without a severity prefix
+    failure: str | None = None  # "Benchmarking failed."
+    timings: str | None = None  # the "Inference timings in us: …" (or older "Average …") line
     last: str = ""
     kernels: KernelProfile | None = None
     kernel_columns: dict[str, int] | None = None  # while inside the per-kernel table: column → cell index
     kernel_rows: list[KernelRow] = field(default_factory=list)
 
-    def line(self, raw: str) -> None:
-        severity, line = _split(raw)
+    @property
+    def _ended(self) -> bool:
+        """benchmark_model printed the run's summary, or declared it failed: it measures no more."""
+        return self.timings is not None or self.failure is not None
+
+    def starts_another_run(self, line: str) -> bool:
+        """Whether benchmark_model printed ``line`` for a further run: it cannot belong to this one.
+
+        Stray text before a run's ``STARTING!`` (a shell's or the linker's) stays with that run.
+        """
+        if _STARTING.match(line):
+            return self.started or bool(self.loops or self.stats or self.fields) or self._ended
+        if _RUNNING.match(line):
+            return self._ended or len(self.loops) == 2
+        if line.startswith("count="):
+            return self._ended or self._stats_complete()
+        if any(pattern.match(line) for pattern in _TIMINGS_LINES):
+            return self._ended
+        return self._ended and _BEFORE_RUNS.match(line) is not None
+
+    def _stats_complete(self) -> bool:
+        """A further count= line is one too many: one follows each Running line, or two at most without."""
+        if self.loops:
+            return bool(self.stats) and self.stats[-1][0] == len(self.loops)
+        return len(self.stats) == 2
+
+    def line(self, raw: str, severity: str | None, line: str) -> None:
+        """Take one line: ``raw`` as printed, ``severity`` and ``line`` as ``_split`` reads it."""
         if not line:
             return
         self.last = raw.strip()
         if self.kernels is not None and self._kernel_line(line):
             return
         if line.startswith("count="):
-            match = _STATS.match(line)
-            ran = match is not None and int(match["count"]) > 0
-            if match is None or ran != (match["curr"] is not None) or (ran and _f(match["curr"]) is None):
-                raise OutputParseError("benchmark_model output has a malformed count= line", _quote(self.last))
-            self.stats.append((self.running, _stats(match) if ran else None, self.last))
+            self._stats_line(line)
             return
-        if _RUNNING.match(line):
-            self.running += 1
+        if m := _RUNNING.match(line):
+            self.loops.append(_Loop(runs=int(m["runs"]), max_secs=_f(m["max_secs"])))
             return
         for pattern, names in _NUMERIC_LINES:
             if m := pattern.match(line):
                 self.fields.update({name: _f(m[group]) for group, name in names.items()})
+                if pattern in _TIMINGS_LINES:
+                    self.timings = self.last
                 return
-        if m := _NUM_THREADS.match(line):
+        if _STARTING.match(line):
+            self.started = True
+        elif m := _NUM_RUNS.match(line):
+            self.num_runs = int(m["n"])
+        elif m := _NUM_THREADS.match(line):
             self.num_threads = int(m["n"])
         elif m := _CPU_THREADS.match(line):
             self.cpu_threads = int(m["n"])
@@ -496,8 +574,17 @@ class _Scan:
             self.failure = self.failure or self.last
         elif severity == "ERROR":
             self.errors.append(self.last)
+        elif severity is None and _CAUSE.search(line):
+            self.causes.append(self.last)
         elif severity == "WARN" or _DUPLICATE_FLAGS.match(line):
             self.warnings.append(line)
+
+    def _stats_line(self, line: str) -> None:
+        match = _STATS.match(line)
+        ran = match is not None and int(match["count"]) > 0
+        if match is None or ran != (match["curr"] is not None) or (ran and _f(match["curr"]) is None):
+            raise OutputParseError("benchmark_model output has a malformed count= line", _quote(self.last))
+        self.stats.append((len(self.loops), _stats(match) if ran else None, self.last))
 
     def _instructions(self, line: str) -> None:
         m = _INSTRUCTIONS.match(line)
@@ -562,54 +649,149 @@ class _Scan:
             self.warnings.append("the per-kernel instruction table is cut short")
         self.kernels = None
 
+    def end(self) -> None:
+        """The run's lines are over: a per-kernel table still open was cut short."""
+        self._end_kernels(truncated=True)
+
+    def incomplete(self) -> OutputParseError | None:
+        """Why the run has no measured result — it failed, measured nothing, was cut off, is empty —
+        or None when it has one."""
+        measured = self._stats_lines()[1]
+        has_result = measured is not None or self.fields.get("inference_avg_us") is not None
+        if self.failure is not None or (not has_result and (self.errors or self.causes)):
+            # The first ERROR: line, else the first unprefixed cause, else "Benchmarking failed." itself.
+            reason = [*self.errors, *self.causes, self.failure or ""][0]
+            return OutputParseError("benchmark_model failed", _quote(reason))
+        if measured is not None and measured[1] is None:
+            return OutputParseError("benchmark_model measured no runs", _quote(measured[2]))
+        if has_result:
+            return None
+        if not self.last:
+            return OutputParseError("benchmark_model output is empty; the tool printed nothing")
+        return OutputParseError("benchmark_model output has no measured-run stats line; last line", _quote(self.last))
+
+    def result(self) -> BenchmarkResult:
+        """What the run measured; raises OutputParseError as ``parse`` says."""
+        if (why := self.incomplete()) is not None:
+            raise why
+        warmup, measured = self._stats_lines()
+        warnings = [*self.warnings, *self.errors, *self.causes]
+        runs = measured[1] if measured is not None else None
+        if runs is not None and measured is not None:
+            self._check_average(runs, measured[2])
+            warnings += self._fewer_runs(runs)
+        applied = self.xnnpack_applied
+        if applied is None and self.fields.get("use_xnnpack") is False:
+            applied = False  # told not to use XNNPACK, and no delegate line says it did
+        return BenchmarkResult(
+            runs=runs,
+            warmup=warmup[1] if warmup else None,
+            num_threads=self.num_threads if self.num_threads is not None else self.cpu_threads,
+            xnnpack_applied=applied,
+            warnings=tuple(warnings),
+            **self.fields,
+        )
+
+    def _stats_lines(self) -> tuple[_StatsLine | None, _StatsLine | None]:
+        """(warm-up, measured runs): the count= lines after the first and the second Running line;
+        without Running lines (an excerpt), the first of two and the last."""
+        if self.loops:
+            after = {stats[0]: stats for stats in self.stats}
+            return after.get(1), after.get(2)
+        return (self.stats[0] if len(self.stats) == 2 else None), (self.stats[-1] if self.stats else None)
+
+    def _check_average(self, runs: RunStats, line: str) -> None:
+        """The count= line and the timings line must give one average (both print the same number)."""
+        inference = self.fields.get("inference_avg_us")
+        if self.timings is None or inference is None or runs.avg_us is None:
+            return
+        if not math.isclose(runs.avg_us, inference, rel_tol=_SAME_AVERAGE):
+            raise OutputParseError(
+                "benchmark_model output's measured-run average disagrees with its inference timings",
+                f"{_quote(line)}\n{_quote(self.timings)}",
+            )
+
+    def _fewer_runs(self, runs: RunStats) -> list[str]:
+        """A warning when benchmark_model measured fewer runs than asked: it stops at its max time."""
+        loop = self.loops[-1] if self.loops else None
+        asked = loop.runs if loop is not None else self.num_runs
+        if asked is None or runs.count >= asked:
+            return []
+        limit = f", {format_number(loop.max_secs)} seconds" if loop is not None and loop.max_secs is not None else ""
+        why = f"benchmark_model stops at its max time{limit}"
+        return [f"measured {runs.count} runs, fewer than the {asked} asked for ({why})"]
+
+
+def _runs(text: str) -> list[_Scan]:
+    """``text``'s lines, split into benchmark_model runs and scanned one run at a time."""
+    scans = [_Scan()]
+    for raw in text.splitlines():
+        severity, line = _split(raw)
+        if line and scans[-1].starts_another_run(line):
+            scans[-1].end()
+            scans.append(_Scan())
+        scans[-1].line(raw, severity, line)
+    scans[-1].end()
+    return scans
+
+
+def _first_complete(scans: list[_Scan]) -> BenchmarkResult:
+    """The first run with a measured result, and a warning that names the runs; runs before it
+    failed or were cut off (the warning says why). None has a result: the first one's error."""
+    left_out = []
+    for number, scan in enumerate(scans, 1):
+        why = scan.incomplete()
+        if why is not None:
+            left_out.append(why)
+            continue
+        result = scan.result()  # a run with a result that contradicts itself raises: that text is no run
+        note = f"{len(scans)} runs in the output; the first is used"
+        if left_out:
+            reasons = "; ".join(f"run {i}: {exc}" for i, exc in enumerate(left_out, 1))
+            note = f"{len(scans)} runs in the output; run {number}, the first complete one, is used ({reasons})"
+        return replace(result, warnings=(note, *result.warnings))
+    raise left_out[0]
+
+
+def failure_cause(text: str) -> str | None:
+    """The line that says why a run failed: its first ``ERROR:`` line, else its first unprefixed
+    cause (``Failed to apply XNNPACK delegate.``), else None. For outputs of runs that exited non-zero."""
+    for scan in _runs(text):
+        if scan.errors or scan.causes:
+            return [*scan.errors, *scan.causes][0]
+    return None
+
 
 def parse(text: str) -> BenchmarkResult:
     """Read one benchmark_model run's output (any version since TF 1.12, or the device agent's runner).
 
     The warm-up stats are the ``count=`` line after the first ``Running benchmark …`` line, the
-    measured runs the last ``count=`` line after the second (without Running lines, as in an
-    excerpt: the first and the last ``count=`` line). Op-profiling sections are skipped (their
-    ``Timings (microseconds): count=…`` lines are not run stats). ``ERROR:`` lines of a run that
-    succeeded, ``WARN:`` lines and ``Duplicate flags`` go to ``warnings``. ``xnnpack_applied`` is
-    read from the delegate's own lines; with none, it is False if ``Use xnnpack: [0]`` was printed
-    and unknown (None) otherwise.
+    measured runs the ``count=`` line after the second (without Running lines, as in an excerpt:
+    the first and the last of at most two ``count=`` lines). The measured average must agree with
+    the ``Inference (avg)`` (or older ``Inference:``/``no stats:``) figure of the timings line.
+    Op-profiling sections are skipped (their ``Timings (microseconds): count=…`` lines are not run
+    stats). ``ERROR:`` lines and unprefixed failure causes of a run that succeeded, ``WARN:``
+    lines, ``Duplicate flags`` and a measured count below the runs asked for (benchmark_model
+    stops at its max time) go to ``warnings``. ``xnnpack_applied`` is read from the delegate's own
+    lines; with none, it is False if ``Use xnnpack: [0]`` was printed and unknown (None) otherwise.
+
+    Text holding several runs (outputs pasted one after another) is split where a run begins:
+    at ``STARTING!``, at a third ``Running benchmark`` line or a ``count=`` line beyond its one,
+    and at a run's own lines (Running, ``count=``, timings, parameters, ``Loaded model``) after
+    another run's timings line or failure. Each run is read on its own, so a result never mixes
+    two runs: the first complete one is used, with the warning ``N runs in the output; the first
+    is used`` (or which run, and why those before it — failed, cut off — were left out).
 
     Raises:
-        OutputParseError: the run failed (quotes its first ``ERROR:`` line, or the failure line),
-            a ``count=`` line is malformed (quotes it), or there is no measured result — empty
-            output, garbage, a run cut off before its measured runs (quotes the last line).
+        OutputParseError: the run failed (quotes its first ``ERROR:`` line, else its first failure
+            cause without a prefix, such as ``Failed to apply XNNPACK delegate.`` or ``Node number
+            3 (CONV_2D) failed to prepare.``, else ``Benchmarking failed.``), a ``count=`` line is
+            malformed (quotes it; in any run), the measured average contradicts the timings line
+            (quotes both), or there is no measured result — empty output, garbage, a run cut off
+            before its measured runs (quotes the last line). With several runs and none complete:
+            the first run's error.
     """
-    scan = _Scan()
-    for raw in text.splitlines():
-        scan.line(raw)
-    if scan.kernels is not None:
-        scan._end_kernels(truncated=True)
-
-    if scan.failure is not None or (scan.errors and not scan.stats):
-        raise OutputParseError("benchmark_model failed", _quote(scan.errors[0] if scan.errors else scan.failure or ""))
-    if scan.running:
-        # Stats after the first Running line are the warm-up; after the second, the measured runs.
-        warmup_line = next((s for s in scan.stats if s[0] == 1), None)
-        measured_line = next((s for s in reversed(scan.stats) if s[0] >= 2), None)
-    else:
-        measured_line = scan.stats[-1] if scan.stats else None
-        warmup_line = scan.stats[0] if len(scan.stats) > 1 else None
-    measured = measured_line[1] if measured_line else None
-    if measured_line is not None and measured is None:
-        raise OutputParseError("benchmark_model measured no runs", _quote(measured_line[2]))
-    if measured is None and scan.fields.get("inference_avg_us") is None:
-        if not text.strip():
-            raise OutputParseError("benchmark_model output is empty; the tool printed nothing")
-        raise OutputParseError("benchmark_model output has no measured-run stats line; last line", _quote(scan.last))
-
-    applied = scan.xnnpack_applied
-    if applied is None and scan.fields.get("use_xnnpack") is False:
-        applied = False  # told not to use XNNPACK, and no delegate line says it did
-    return BenchmarkResult(
-        runs=measured,
-        warmup=warmup_line[1] if warmup_line else None,
-        num_threads=scan.num_threads if scan.num_threads is not None else scan.cpu_threads,
-        xnnpack_applied=applied,
-        warnings=tuple(scan.warnings + scan.errors),
-        **scan.fields,
-    )
+    scans = _runs(text)
+    if len(scans) == 1:
+        return scans[0].result()
+    return _first_complete(scans)

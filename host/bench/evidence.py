@@ -34,7 +34,8 @@ def sparse_evidence(
     ):
         if not found:
             continue
-        hits = sorted(n for n in found if pattern.search(n))
+        # the micro-kernels themselves (xnn_f32_spmm_minmax_ukernel_…) before their drivers (xnn_compute_spmm)
+        hits = sorted((n for n in found if pattern.search(n)), key=lambda n: ("ukernel" not in n, n))
         if not hits:
             return False, f"no {what} in its {where}"
         more = f" and {len(hits) - 1} more" if len(hits) > 1 else ""

@@ -287,8 +287,10 @@ def decide(
     with the reason saying which condition failed.
     """
     x, y = n_baseline, n_other
-    if p is None or not x or not y:
+    if not x or not y:
         return Comparison("no change", ratio, p, x, y, "no successful trials on one side")
+    if p is None:
+        return Comparison("no change", ratio, p, x, y, f"too few trials to test ({x} vs {y}; at least 2 a side)")
     if ratio is None:
         return Comparison("no change", None, p, x, y, "baseline median is not positive")
     threshold = 1.0 + min_effect

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from device_agent.errors import OutputParseError
 from device_agent.op_profile import find_op_profile
-from device_agent.output import BenchmarkResult, parse
+from device_agent.output import BenchmarkResult, failure_cause, parse
 
 from host.bench.plan import PlannedTrial
 from host.devices.errors import DeviceGoneError, ShellTimeoutError
@@ -121,11 +121,10 @@ def benchmark_command(tool_command: str, remote_model: str, params: TrialParams,
 
 
 def failure_reason(output: str, returncode: int) -> str:
-    """One line saying why a benchmark_model run failed, from its exit status and ERROR lines."""
+    """One line saying why a benchmark_model run failed, from its exit status and the cause it printed
+    (an ``ERROR:`` line, or a cause without one such as ``Failed to apply XNNPACK delegate.``)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line[len("ERROR:") :].strip() for line in lines if line.startswith("ERROR:")]
-    errors = [e for e in errors if e != "Benchmarking failed."]
-    detail = errors[0] if errors else (lines[-1] if lines else "no output")
+    detail = failure_cause(output) or (lines[-1] if lines else "no output")
     if returncode == 127:
         return f"benchmark_model not found on the device (exit 127): {detail}"
     if returncode == 126:

@@ -123,7 +123,7 @@ def _section_notes(
             notes.append(f"{row.model_name}: {row.trials_failed} of {total} trials failed ({first})")
         if 0 < row.trials_ok < MIN_TRIALS_FOR_CI:
             notes.append(f"{row.model_name}: only {row.trials_ok} successful trial(s): no confidence interval")
-        if row.disturbed:
+        if row.disturbed and device.emulation in (None, "native"):  # QEMU's own time is never a phone's anyway
             notes.append(
                 f"{row.model_name}: {row.disturbed} of {row.trials_ok} trials disturbed (their average exceeds "
                 f"their median invoke by more than {DISTURBED_RATIO - 1:.0%}: slow invokes from load or stalls); "

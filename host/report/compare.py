@@ -1,13 +1,13 @@
-"""`lab compare RUN_A RUN_B`: per model × device, both medians, their ratio with a CI, and a verdict.
+"""`lab compare RUN_A RUN_B`: per model × device, both latencies, their ratio with a CI, and a verdict.
 
-The figures and the verdict use the same per-trial statistic as `lab check` (each trial's
-5th-percentile invoke time where the runner printed it, else its fastest, else its average), so
-the two commands never disagree.
+The figures and the verdict use the same per-trial statistic and the same test as `lab check`'s
+latency test (the headline, ``host.figures``; Welch's t on log values, Holm-adjusted over the rows,
+a minimum effect and a ratio CI above 1), so the two commands never disagree.
 """
 
 from __future__ import annotations
 
-from host.bench.stats import compare, median_ci
+from host.bench.stats import decide, holm, median_ci, ratio_ci, welch_t
 from host.report._match import gate_values, label, match_groups
 from host.report._model import ComparisonRow, RunComparison
 from host.store import Store
@@ -22,10 +22,14 @@ def compare_runs(store: Store, run_a: int, run_b: int, min_effect: float = MIN_E
     info_a, info_b = store.get_run(run_a), store.get_run(run_b)
     pairs, unmatched, only_a = match_groups(store.run_groups([run_a]), store.run_groups([run_b]))
     unmatched.extend(f"{label(g)}: only in run {run_a}" for g in only_a)
+    tested = [(pair, *gate_values(pair[0], pair[1])) for pair in pairs]
+    p_values = [welch_t(base_values, cand_values) for _, _, base_values, cand_values in tested]
+    adjusted = iter(holm([p for p in p_values if p is not None]))
     rows = []
-    for base, cand, how in pairs:
-        statistic, base_values, cand_values = gate_values(base, cand)
-        result = compare(base_values, cand_values, min_effect=min_effect)
+    for ((base, cand, how), statistic, base_values, cand_values), p in zip(tested, p_values):
+        ratio = ratio_ci(base_values, cand_values)
+        p_adjusted = next(adjusted) if p is not None else None
+        result = decide(ratio, p_adjusted, len(base_values), len(cand_values), min_effect=min_effect)
         rows.append(
             ComparisonRow(
                 model_name=cand.model_name,

@@ -136,7 +136,7 @@ def render_comparison(cmp: RunComparison, console: Console) -> None:
         console.print(f"  [yellow]not compared:[/] {escape(item)}")
     console.print(
         "[dim]medians over trials of each trial's figure (median invoke: the lab's headline statistic); "
-        "no change = not shown to differ (Mann–Whitney U, p < 0.05, and a change beyond ±5%)[/]"
+        "no change = not shown to differ (Welch t on log values, Holm-adjusted p < 0.05, and a change beyond ±5%)[/]"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,22 @@ EXPECTED: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+# Every real failed run and the line its error quotes: the first ERROR: line, else the first cause
+# printed without a prefix (14 has both: its ERROR: line wins over "Failed to initialize the interpreter").
+FAILURES: dict[str, str] = {
+    "14-tf50641-linux-2021-FAIL-unsupported-op-version.txt": (
+        "ERROR: Didn't find op for builtin opcode 'MUL' version '5'. An older version of this builtin might be "
+        "supported. Are you using an old TFLite binary with a newer model?"
+    ),
+    "25-tf56166-android-2022-FAIL-xnnpack-delegate.txt": "Failed to apply XNNPACK delegate.",
+    "26-armnn716-linux-2023-FAIL-external-delegate.txt": "Failed to apply EXTERNAL delegate.",
+}
+
+
 def test_every_fixture_has_expectations() -> None:
     names = {p.name for p in FIXTURES.glob("*.txt")}
-    assert names == set(EXPECTED) | {"14-tf50641-linux-2021-FAIL-unsupported-op-version.txt"}
+    assert names == set(EXPECTED) | set(FAILURES)
+    assert {name for name in names if "-FAIL-" in name} == set(FAILURES)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -121,10 +135,11 @@ def test_real_outputs(name: str) -> None:
     assert parse(load(name)) == expected
 
 
-def test_failed_run_quotes_its_error() -> None:
+@pytest.mark.parametrize("name", sorted(FAILURES))
+def test_failed_run_quotes_its_error(name: str) -> None:
     with pytest.raises(OutputParseError, match="benchmark_model failed") as info:
-        parse(load("14-tf50641-linux-2021-FAIL-unsupported-op-version.txt"))
-    assert info.value.text.startswith("ERROR: Didn't find op for builtin opcode 'MUL' version '5'.")
+        parse(load(name))
+    assert info.value.text == FAILURES[name]
 
 
 def test_source_line_is_harmless_to_parse() -> None:
@@ -140,22 +155,48 @@ def _lines(name: str) -> list[str]:
     return load(name).splitlines()
 
 
-@pytest.mark.parametrize(
-    "prefix",
-    ["11-25 15:02:33.123  4242  4242 I tflite  : ", "I/tflite  ( 4242): ", "I/tflite: ", "\t  "],
-    ids=["threadtime", "brief", "tag", "indent"],
-)
+# Android Studio's Logcat window since 2022: date, time, pid-tid, tag, package (or "pid-N" when the
+# process is gone), level, in padded columns; as pasted in tensorflow/tensorflow#78396.
+STUDIO = "2024-01-15 10:23:45.123  4242-4242  tflite                  com.example.benchmark                {level}  "
+LOGCAT_PREFIXES = {
+    "threadtime": "11-25 15:02:33.123  4242  4242 {level} tflite  : ",
+    "threadtime-year": "2024-11-25 15:02:33.123  4242  4242 {level} tflite  : ",
+    "brief": "{level}/tflite  ( 4242): ",
+    "tag": "{level}/tflite: ",
+    "time": "11-25 15:02:33.123 {level}/tflite  ( 4242): ",
+    "studio": STUDIO,
+    "studio-pid": "2024-10-20 16:00:34.378 4242-4242 tflite                  pid-4242                             {level}  ",
+    "studio-before-2022": "2019-09-15 11:38:39.830 4242-4242/com.example.benchmark {level}/tflite: ",
+    "studio-before-2022-no-package": "02-25 06:23:37.531 4242-4242/? {level}/tflite: ",
+}
+
+
+@pytest.mark.parametrize("prefix", [*LOGCAT_PREFIXES.values(), "\t  "], ids=[*LOGCAT_PREFIXES, "indent"])
 def test_logcat_prefixes_and_indentation(prefix: str) -> None:
+    """Every line carries the prefix, blank ones too (an empty message after the prefix)."""
     name = "19-tf61946-linux-x86-2023-info-prefix-memdelta.txt"
-    text = "\n".join(prefix + line if line else line for line in _lines(name))
+    text = "\n".join(prefix.format(level="I") + line for line in _lines(name))
     assert parse(text) == parse(load(name))
 
 
-def test_logcat_error_level_marks_a_failure() -> None:
+@pytest.mark.parametrize(
+    ("prefix", "level"),
+    [("threadtime", "E"), ("threadtime", "F"), ("brief", "E"), ("studio", "E"), ("studio", "A"),
+     ("studio-before-2022", "E")],
+)
+def test_logcat_error_level_marks_a_failure(prefix: str, level: str) -> None:
     text = load("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt").split("INFO: Running")[0]
-    text += "11-25 15:02:33.123  4242  4242 E tflite  : Failed to invoke the interpreter\n"
+    text += LOGCAT_PREFIXES[prefix].format(level=level) + "Failed to invoke the interpreter\n"
     with pytest.raises(OutputParseError, match="Failed to invoke the interpreter"):
         parse(text)
+
+
+def test_studio_prefix_keeps_the_tools_own_severity() -> None:
+    """Android Studio's I column under benchmark_model's own ERROR: an error; W over INFO: not a warning."""
+    lines = _lines("19-tf61946-linux-x86-2023-info-prefix-memdelta.txt")
+    error = STUDIO.format(level="I") + "ERROR: Failed to apply XNNPACK delegate; falling back to the default kernels"
+    lines[1:1] = [error, STUDIO.format(level="W") + "INFO: Loaded model ./mobilenet_v1_1.0_224_quant.tflite"]
+    assert parse("\n".join(lines)).warnings == (error,)  # errors are quoted as printed
 
 
 def test_all_same_short_form() -> None:
@@ -282,6 +323,248 @@ def test_measured_count_zero() -> None:
     with pytest.raises(OutputParseError, match="measured no runs") as info:
         parse(text)
     assert info.value.text == "INFO: count=0"
+
+
+# ---- several runs in one text: the first complete one, never a mix ----
+
+RUN_19 = "19-tf61946-linux-x86-2023-info-prefix-memdelta.txt"
+
+
+def _with_warnings(result: BenchmarkResult, *warnings: str) -> BenchmarkResult:
+    return replace(result, warnings=(*warnings, *result.warnings))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("02-ti-am62x-tflite2.18-cpu-info-prefix.txt", "04-ti-am62x-tflite2.20-percentiles-sci.txt"),
+        ("04-ti-am62x-tflite2.20-percentiles-sci.txt", "02-ti-am62x-tflite2.18-cpu-info-prefix.txt"),
+        (RUN_19, "09-tf42507-android-2020-peak-memory-op-profiling-start.txt"),
+        ("01-ti-am57x-tflite1.12-nostats.txt", "24-ti-am62x-tflite2.20-xnnpack-partial-percentiles.txt"),
+        ("05-meta-tflite-riscv64-op-profiling.txt", "05-meta-tflite-riscv64-op-profiling.txt"),
+        ("06-tf-readme-op-profiling-old-avg-wording.txt", "06-tf-readme-op-profiling-old-avg-wording.txt"),
+    ],
+)
+def test_two_runs_give_the_first(first: str, second: str) -> None:
+    """Two outputs pasted one after the other: all of the first, nothing of the second.
+
+    The second run's warm-up once came out as the measured runs (its own Running line pair was
+    counted as the first run's third and fourth).
+    """
+    result = parse(load(first) + load(second))
+    assert result == _with_warnings(parse(load(first)), "2 runs in the output; the first is used")
+
+
+def test_three_runs() -> None:
+    result = parse(load(RUN_19) * 3)
+    assert result == _with_warnings(parse(load(RUN_19)), "3 runs in the output; the first is used")
+
+
+def test_runs_without_starting_lines_split_at_the_next_runs_own_lines() -> None:
+    """Without STARTING!, the second run begins at its parameters: its "Num threads: [4]" is not the first's."""
+    names = (RUN_19, "02-ti-am62x-tflite2.18-cpu-info-prefix.txt")
+    result = parse("".join(load(name).replace("INFO: STARTING!\n", "") for name in names))
+    assert result == _with_warnings(parse(load(RUN_19)), "2 runs in the output; the first is used")
+    assert result.num_threads is None and result.use_xnnpack is None
+
+
+def test_excerpts_split_at_a_third_running_line_or_count_line() -> None:
+    run = [
+        "Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.",
+        "count=3 curr=120(all same)",
+        "Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.",
+        "count=50 curr=118 (all same)",
+    ]
+    other = [line.replace("count=50 curr=118", "count=50 curr=99").replace("=3 curr=120", "=3 curr=101") for line in run]
+    assert parse("\n".join(run + other)).runs == RunStats(50, 118, 118, 118, 118, 118, 0.0)
+    counts = [line for line in run + other if line.startswith("count=")]  # no Running lines: two count= per run
+    result = parse("\n".join(counts))
+    assert result.warmup == RunStats(3, 120, 120, 120, 120, 120, 0.0)
+    assert result.runs == RunStats(50, 118, 118, 118, 118, 118, 0.0)
+    assert result.warnings == ("2 runs in the output; the first is used",)
+
+
+def test_runner_output_twice() -> None:
+    assert parse(QEMU_PRUNED * 2) == _with_warnings(parse(QEMU_PRUNED), "2 runs in the output; the first is used")
+
+
+def test_a_failed_run_before_a_complete_one_is_named() -> None:
+    """A wrapper that retries without the delegate: the run that failed is left out, and said why."""
+    result = parse(load("25-tf56166-android-2022-FAIL-xnnpack-delegate.txt") + load(RUN_19))
+    assert result == _with_warnings(
+        parse(load(RUN_19)),
+        "2 runs in the output; run 2, the first complete one, is used "
+        "(run 1: benchmark_model failed: 'Failed to apply XNNPACK delegate.')",
+    )
+
+
+def test_a_cut_off_run_before_a_complete_one_is_named() -> None:
+    lines = _lines(RUN_19)
+    cut = "\n".join(lines[: lines.index("") + 2]) + "\n"  # through the second "Running benchmark" line
+    result = parse(cut + load("02-ti-am62x-tflite2.18-cpu-info-prefix.txt"))
+    assert result.runs == stats(50, 977738, 964908, 911877, 1112273, 971535, 39112)
+    assert result.warnings[0].startswith(
+        "2 runs in the output; run 2, the first complete one, is used (run 1: benchmark_model output has no "
+        "measured-run stats line; last line: 'INFO: Running benchmark for at least 50 iterations"
+    )
+
+
+def test_no_complete_run_raises_the_first_runs_error() -> None:
+    text = load("25-tf56166-android-2022-FAIL-xnnpack-delegate.txt") + load(
+        "14-tf50641-linux-2021-FAIL-unsupported-op-version.txt"
+    )
+    with pytest.raises(OutputParseError, match="benchmark_model failed") as info:
+        parse(text)
+    assert info.value.text == "Failed to apply XNNPACK delegate."
+
+
+def test_stray_lines_before_starting_stay_with_the_run() -> None:
+    """A shell's or the linker's lines before STARTING! are no run of their own."""
+    text = "WARNING: linker: ./benchmark_model: unused DT entry: type 0x6ffffffe\n$ ./benchmark_model --graph=m.tflite\n"
+    result = parse(text + load(RUN_19))
+    assert result == _with_warnings(parse(load(RUN_19)), "linker: ./benchmark_model: unused DT entry: type 0x6ffffffe")
+
+
+# ---- the measured runs' average must be the timings line's ----
+
+
+@pytest.mark.parametrize(
+    ("name", "printed", "changed"),
+    [
+        (RUN_19, "Inference (avg): 116066", "Inference (avg): 117225"),  # the warm-up's average
+        ("04-ti-am62x-tflite2.20-percentiles-sci.txt", "Inference (avg): 1.24027e+06", "Inference (avg): 1.3576e+06"),
+        ("04-ti-am62x-tflite2.20-percentiles-sci.txt", "Inference (avg): 1.24027e+06", "Inference (avg): 1.2404e+06"),
+        ("01-ti-am57x-tflite1.12-nostats.txt", "no stats: 137722", "no stats: 146161"),
+        ("09-tf42507-android-2020-peak-memory-op-profiling-start.txt", "avg=33209.4", "avg=34825.1"),
+    ],
+)
+def test_average_contradicting_the_timings_line_is_quoted(name: str, printed: str, changed: str) -> None:
+    text = load(name).replace(printed, changed)
+    with pytest.raises(OutputParseError, match="measured-run average disagrees with its inference timings") as info:
+        parse(text)
+    lines = [line.strip() for line in text.splitlines()]
+    runs_line = next(line for line in lines if "count=50 " in line)
+    timings_line = next(line for line in lines if "nference timings in us: " in line)
+    assert info.value.text == f"{runs_line}\n{timings_line}"
+
+
+@pytest.mark.parametrize("printed", ["1240274", "1.24028e+06", "1240265.9"])
+def test_average_agrees_within_printing_precision(printed: str) -> None:
+    """Both lines print one double with 6 significant digits (or a version with more): no contradiction."""
+    text = load("04-ti-am62x-tflite2.20-percentiles-sci.txt")
+    text = text.replace("Inference (avg): 1.24027e+06", f"Inference (avg): {printed}")
+    assert parse(text).inference_avg_us == float(printed)
+
+
+def test_nan_inference_average_is_not_compared() -> None:
+    text = load(RUN_19).replace("Inference (avg): 116066", "Inference (avg): -nan")
+    result = parse(text)
+    assert result.inference_avg_us is None and result.runs is not None and result.runs.avg_us == 116066
+
+
+# ---- failure causes printed without "ERROR: " ----
+
+# benchmark_model's own log lines had no severity before ~2023 (fixtures 14, 25), and TF 1.x's
+# interpreter printed its errors without a prefix: the start of fixture 14, then such a binary's failure.
+OLD_FAILURE_HEAD = load("14-tf50641-linux-2021-FAIL-unsupported-op-version.txt").split("ERROR: ")[0]
+# The kernel's check and the node's failure on one line, as TF 1.x printed them (tensorflow/tensorflow#32110).
+CONV_PREPARE = "tensorflow/lite/kernels/conv.cc:235 input->dims->size != 4 (1 != 4)Node number 0 (CONV_2D) failed to prepare."
+MMAP = "Failed to mmap model model_float16.tflite"
+
+
+@pytest.mark.parametrize(
+    ("tail", "quoted"),
+    [
+        (["Node number 3 (CONV_2D) failed to prepare.", "", "Failed to allocate tensors!", "Benchmarking failed."],
+         "Node number 3 (CONV_2D) failed to prepare."),
+        ([CONV_PREPARE, "Failed to allocate tensors!", "Benchmarking failed."], CONV_PREPARE),
+        (["Didn't find op for builtin opcode 'MUL' version '5'", "", "Registration failed.", "",
+          "Failed to initialize the interpreter", "Benchmarking failed."],
+         "Didn't find op for builtin opcode 'MUL' version '5'"),
+        ([MMAP, "Benchmarking failed."], MMAP),
+        (["Failed to initialize the interpreter"], "Failed to initialize the interpreter"),  # cut before its last line
+        (["Benchmarking failed."], "Benchmarking failed."),  # no cause printed at all
+    ],
+)  # fmt: skip
+def test_unprefixed_cause_is_quoted(tail: list[str], quoted: str) -> None:
+    with pytest.raises(OutputParseError, match="benchmark_model failed") as info:
+        parse(OLD_FAILURE_HEAD + "\n".join(tail) + "\n")
+    assert info.value.text == quoted
+
+
+def test_error_line_wins_over_an_earlier_unprefixed_cause() -> None:
+    tail = ["Failed to allocate tensors!", "ERROR: Node number 3 (CONV_2D) failed to prepare.", "Benchmarking failed."]
+    text = OLD_FAILURE_HEAD + "\n".join(tail) + "\n"
+    with pytest.raises(OutputParseError) as info:
+        parse(text)
+    assert info.value.text == "ERROR: Node number 3 (CONV_2D) failed to prepare."
+
+
+def test_cause_after_the_warmup_without_measured_runs_is_a_failure() -> None:
+    """TF 1.x aborted on a failed invoke: warm-up stats, the cause, no measured runs, no "Benchmarking failed."."""
+    lines = _lines(RUN_19)
+    cut = "\n".join(lines[: lines.index("") + 2])  # through the second "Running benchmark" line
+    with pytest.raises(OutputParseError, match="benchmark_model failed") as info:
+        parse(cut + "\nNode number 3 (CONV_2D) failed to invoke.\nFailed to invoke!\n")
+    assert info.value.text == "Node number 3 (CONV_2D) failed to invoke."
+
+
+def test_cause_of_a_run_that_measured_is_a_warning() -> None:
+    """As ERROR: lines are: the run measured and summarized, and did not say it failed."""
+    result = parse(load(RUN_19) + "Node number 3 (CONV_2D) failed to invoke.\n")
+    assert result.warnings == ("Node number 3 (CONV_2D) failed to invoke.",)
+    assert result.runs is not None and result.runs.count == 50
+
+
+def test_cause_words_under_a_severity_are_not_causes() -> None:
+    lines = _lines(RUN_19)
+    lines.insert(3, "INFO: Failed to find a cached kernel; compiling it")
+    lines.insert(4, "WARN: Failed to apply a hint")
+    assert parse("\n".join(lines)).warnings == ("Failed to apply a hint",)
+
+
+# ---- fewer measured runs than asked for ----
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [
+        (RUN_19, ", 150 seconds"),
+        ("01-ti-am57x-tflite1.12-nostats.txt", ""),  # "Running benchmark for 50 iterations": no max time printed
+        ("24-ti-am62x-tflite2.20-xnnpack-partial-percentiles.txt", ", 150 seconds"),
+    ],
+)
+def test_fewer_runs_than_asked_is_a_warning(name: str, limit: str) -> None:
+    text = load(name).replace("count=50 ", "count=37 ")
+    result = parse(text)
+    assert result.runs is not None and result.runs.count == 37
+    why = f"benchmark_model stops at its max time{limit}"
+    assert result.warnings == (f"measured 37 runs, fewer than the 50 asked for ({why})",)
+
+
+def test_fewer_runs_than_the_parameter_without_running_lines() -> None:
+    """An excerpt without its Running lines: the runs asked for come from "Min num runs: [50]"."""
+    text = "\n".join(line for line in QEMU_PRUNED.splitlines() if "Running benchmark" not in line)
+    result = parse(text.replace("count=836 ", "count=12 "))
+    assert result.warnings == ("measured 12 runs, fewer than the 50 asked for (benchmark_model stops at its max time)",)
+
+
+def test_fewer_runs_written_by_the_runner() -> None:
+    runs = stats(3, 210.0, 205.0, 201.0, 212.0, 206.0, 4.5)
+    text = "\n".join(
+        "INFO: " + line
+        for line in (format_running(1, 0, 0.5), format_stats(one_run(250.0)), format_running(50, 0, 0.5),
+                     format_stats(runs), format_inference_timings(1000.0, 250.0, 250.0, 206.0))
+    )  # fmt: skip
+    result = parse(text)
+    assert result.runs == runs
+    why = "benchmark_model stops at its max time, 0.5 seconds"
+    assert result.warnings == (f"measured 3 runs, fewer than the 50 asked for ({why})",)
+
+
+def test_as_many_runs_as_asked_or_more_is_no_warning() -> None:
+    """The real outputs measured the 50 runs asked for (test_real_outputs); the runner here 836."""
+    assert parse(QEMU_PRUNED).warnings == ()
 
 
 # ---- the writer ----
