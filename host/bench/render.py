@@ -125,10 +125,10 @@ def failure_lines(outcome: BenchOutcome) -> list[str]:
         if s.trials_failed and s.device.serial not in outcome.setup_errors:
             lines.append(f"{s.device.serial} {s.model_name}: {s.trials_failed} trial(s) failed: {'; '.join(s.errors)}")
     seen: set[tuple[str, str, str]] = set()
-    for t in outcome.trials:  # --ops: a profile that did not come is a warning, once per model × device
+    for t in outcome.trials:  # what the output warned of (short counts, pasted runs, --ops), once per model × device
         for warning in t.result.warnings if t.result else ():
             key = (t.device.serial, t.model.name, warning)
-            if warning.startswith("op profil") and key not in seen:
+            if key not in seen:
                 seen.add(key)
                 lines.append(f"{t.device.serial} {t.model.name}: warning: {warning}")
     return lines
