@@ -22,7 +22,10 @@ def compare(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Both medians, their ratio B/A with a 95% CI, and faster / slower / no change (Mann–Whitney U + ±5%).
+    """Both latencies (median invoke), their ratio B/A with a 95% CI, and faster / slower / no change
+    (Welch's t on log values, Holm-adjusted over the rows, and a change beyond ±5%: lab check's latency test).
+
+    Exit codes: 0 compared, 2 nothing in common between the two runs (both sides named).
 
     With --ops, per model × device: each op in both runs (matched by index, type and name, or by type
     when the graph changed; kernels by function), sorted by its part in the total change; ops in one
@@ -33,11 +36,14 @@ def compare(
         op_result = compare_ops(store, run_a, run_b) if ops else None
     if as_json:
         typer.echo(report_json.dumps(result if op_result is None else {"comparison": result, "ops": op_result}))
-        return
-    console = stdout_console()
-    render_comparison(result, console)
-    if op_result is not None:
-        render_op_comparison(op_result, console)
+    else:
+        console = stdout_console()
+        render_comparison(result, console)
+        if op_result is not None:
+            render_op_comparison(op_result, console)
+    if not result.rows:
+        typer.echo(f"error: runs {run_a} and {run_b} have no model × device in common: " + "; ".join(result.unmatched), err=True)
+        raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:

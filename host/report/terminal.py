@@ -114,7 +114,7 @@ def render_comparison(cmp: RunComparison, console: Console) -> None:
         title=f"run {cmp.run_b.id} against run {cmp.run_a.id} (ratio = B / A; > 1 is slower)", title_justify="left"
     )
     runs = (f"run {cmp.run_a.id}", f"run {cmp.run_b.id}")
-    for column in ("model", "device", "per trial", *runs, "ratio [95% CI]", "p", "verdict"):
+    for column in ("model", "device", "per trial", *runs, "ratio [95% CI]", "p (Holm)", "verdict"):
         table.add_column(column)
     for r in cmp.rows:
         name = escape(r.model_name) + ("" if r.matched_by == "sha256" else f" [dim](by {r.matched_by})[/]")

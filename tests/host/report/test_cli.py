@@ -100,6 +100,16 @@ def test_compare_unknown_run(runner: CliRunner, db_url: str, store: Store) -> No
     assert result.exit_code == 2 and "error: run 9 is not in" in result.output
 
 
+def test_compare_runs_with_nothing_in_common_exits_2_naming_both(runner: CliRunner, db_url: str, store: Store) -> None:
+    dense, pruned = guide_models()
+    a = add_synthetic_run(store, devices=(phone(),), models=(dense,), seed=1)
+    b = add_synthetic_run(store, devices=(emulated_device(),), models=(pruned,), seed=2)
+    result = lab(runner, db_url, "compare", str(a), str(b))
+    assert result.exit_code == 2
+    assert "no model × device in common" in result.output
+    assert "pruned.tflite on emulator-5554" in result.output and "dense.tflite on 1A2B3C4D5E: only in run 1" in result.output
+
+
 # check -----------------------------------------------------------------------------------------
 
 
