@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -37,8 +38,10 @@ def agent(
 ) -> None:
     """Register this host and its devices in the shared database and run the jobs queued for them.
 
-    Needs a server database (LAB_DB_URL=postgresql+psycopg://…). SIGTERM or Ctrl-C: claim nothing
-    more, let running jobs finish, then stop.
+    Needs a server database (LAB_DB_URL=postgresql+psycopg://…). SIGTERM: claim nothing more and give
+    running jobs back to the queue after their current trial (requeued for another device, the attempt
+    not counted), then stop. A second SIGTERM or Ctrl-C stops at once (running jobs are requeued when
+    their lease expires).
     """
     lab = lab_context(ctx)
     err = Console(stderr=True, soft_wrap=True)
@@ -48,10 +51,19 @@ def agent(
     )
     options.check()
     stop = threading.Event()
+    farm_agent: FarmAgent | None = None
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
-        err.print(f"{signal.Signals(signum).name}: finishing running jobs, claiming no more", highlight=False)
-        stop.set()
+        name = signal.Signals(signum).name
+        if signum == signal.SIGTERM and not stop.is_set():
+            err.print(f"{name}: giving running jobs back to the queue after their current trial, claiming no more "
+                      "(SIGTERM again or Ctrl-C: stop now)", highlight=False)
+            if farm_agent is not None:
+                farm_agent.release()
+            stop.set()
+            return
+        err.print(f"{name}: stopping now; running jobs are requeued when their lease expires", highlight=False)
+        os._exit(130 if signum == signal.SIGINT else 143)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -60,7 +72,7 @@ def agent(
         farm_agent = FarmAgent(store, lab.home, options, client,
                                log=lambda message: err.print(message, highlight=False, markup=False))
         report = farm_agent.run(stop)
-    typer.echo(json.dumps({"done": report.done, "failed": report.failed, "lost": report.lost}))
+    typer.echo(json.dumps({"done": report.done, "failed": report.failed, "lost": report.lost, "released": report.released}))
 
 
 def register(app: typer.Typer) -> None:

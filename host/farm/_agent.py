@@ -4,8 +4,10 @@ One loop claims queued jobs for idle devices (at most ``max_parallel`` at once, 
 and runs each with the bench code in a worker thread, into a run of its own tied to the job. A
 heartbeat thread keeps the host and its devices alive in the database, renews the leases of what
 the agent holds, and requeues the jobs of agents whose leases ran out (any agent does this, so a
-farm recovers as long as one agent runs). Stopping (SIGTERM/SIGINT in the CLI) claims nothing
-more, lets running jobs finish, then lets go of the devices.
+farm recovers as long as one agent runs). Stopping claims nothing more; ``release()`` (SIGTERM in
+the CLI) also gives running jobs back: each stops after its current trial and is requeued for
+another device without counting the attempt (its partial run is closed as interrupted), so a host
+taken down for maintenance loses no job. ``stop`` alone lets running jobs finish.
 """
 
 from __future__ import annotations
@@ -69,20 +71,26 @@ class AgentReport:
     done: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     lost: list[int] = field(default_factory=list)  # cancelled or requeued while running here
+    released: list[int] = field(default_factory=list)  # given back to the queue when the agent was stopped
 
 
 class _JobLost(LabError):
     """The job stopped being this agent's (cancelled, or its lease expired and another agent took it)."""
 
 
+class _JobReleased(LabError):
+    """The agent is giving its jobs back (SIGTERM): this one stops after its current trial."""
+
+
 class _JobStore:
     """The store as ``run_bench`` sees it for one job attempt: the run is tied to the job, and trials
     are written only while the attempt is still this agent's."""
 
-    def __init__(self, store: FarmQueries, agent: AgentHandle, job: FarmJob) -> None:
+    def __init__(self, store: FarmQueries, agent: AgentHandle, job: FarmJob, releasing: threading.Event) -> None:
         self._store = store
         self._agent = agent
         self._job = job
+        self._releasing = releasing
 
     def start_run(self, kind: str, config: dict[str, Any]) -> int:
         run_id = self._store.start_run(kind, config)  # type: ignore[attr-defined]
@@ -94,10 +102,13 @@ class _JobStore:
     def save_trial(self, trial: Trial) -> int:
         if not self._store.job_is_mine(self._agent, self._job.id, self._job.attempt):
             raise _JobLost(f"job {self._job.id} is no longer this agent's")
-        return self._store.save_trial(trial)  # type: ignore[attr-defined]
+        saved = self._store.save_trial(trial)  # type: ignore[attr-defined]
+        if self._releasing.is_set():
+            raise _JobReleased(f"job {self._job.id} released by its agent")
+        return saved
 
     def finish_run(self, run_id: int, status: str) -> None:
-        self._store.finish_run(run_id, status)  # type: ignore[attr-defined]
+        self._store.finish_run(run_id, "interrupted" if self._releasing.is_set() else status)  # type: ignore[attr-defined]
 
 
 class FarmAgent:
@@ -121,6 +132,7 @@ class FarmAgent:
         self._busy: dict[int, Future[None]] = {}  # device id -> its job's worker
         self._jobs: dict[int, int] = {}  # device id -> the job running there
         self._lock = threading.Lock()
+        self._releasing = threading.Event()
         self.report = AgentReport()
         self.agent: AgentHandle | None = None
 
@@ -172,9 +184,12 @@ class FarmAgent:
             }
             outcome = run_bench(
                 models, [facts], params, trials=job.trials, cooldown_s=0.0, max_temp_c=None,
-                store=_JobStore(self._store, agent, job), binary=None, home=self._home, config=config,
+                store=_JobStore(self._store, agent, job, self._releasing), binary=None, home=self._home, config=config,
                 progress=None, client=self._client,
             )
+        except _JobReleased:
+            self._finish(agent, job, "queued", f"released by agent {agent.name} while stopping; requeued")
+            return
         except _JobLost:
             self.report.lost.append(job.id)
             self._log(f"job {job.id}: no longer ours (cancelled or requeued); stopped")
@@ -197,7 +212,10 @@ class FarmAgent:
         except StoreError as exc:  # its lease lapses (no more renewals) and another attempt runs it
             self._log(f"job {job.id}: could not record it as {status} ({exc}); it will be requeued")
             return
-        if finished:
+        if finished and status == "queued":
+            self.report.released.append(job.id)
+            self._log(f"job {job.id}: given back to the queue ({error})")
+        elif finished:
             (self.report.done if status == "done" else self.report.failed).append(job.id)
             self._log(f"job {job.id}: {status}{f' ({error})' if error else ''}")
         else:
@@ -242,6 +260,10 @@ class FarmAgent:
                 self._jobs[device_id] = job.id
                 self._busy[device_id] = pool.submit(self._run_job, agent, job, facts)
 
+    def release(self) -> None:
+        """Gives running jobs back: each stops after its current trial and is requeued (see the module)."""
+        self._releasing.set()
+
     def run(self, stop: threading.Event) -> AgentReport:
         """Serves the farm until ``stop`` is set; then finishes running jobs and lets the devices go."""
         agent = self._store.register_agent(self._options.host_name, self._options.heartbeat_s)
@@ -261,7 +283,8 @@ class FarmAgent:
                 stop.wait(self._options.poll_s)
             running = len([f for f in self._busy.values() if not f.done()])
             if running:
-                self._log(f"stopping: letting {running} running job(s) finish")
+                what = "giving back" if self._releasing.is_set() else "letting finish"
+                self._log(f"stopping: {what} {running} running job(s)")
         finally:
             pool.shutdown(wait=True)
             beat_stop.set()

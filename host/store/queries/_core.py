@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
 
 from sqlalchemy import Engine
 
@@ -17,6 +19,10 @@ def chunks(items: list, size: int = 500) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class StoreCore:
     """State of an open store. Writers in one process take ``_write_lock`` so they queue in order
     instead of spinning on SQLite's busy handler; writers in other processes wait on the database lock."""
@@ -27,3 +33,4 @@ class StoreCore:
         self.shown_url = describe_url(url)
         self._sessions = SessionFactory(engine, url)
         self._write_lock = threading.Lock()
+        self.clock: Callable[[], datetime] = _utc_now  # this process's clock; the farm prefers the database's

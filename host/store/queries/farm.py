@@ -15,10 +15,11 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
 
 from host import __version__
 from host.errors import NotFoundError, StoreError, UsageError
@@ -36,10 +37,6 @@ __all__ = [
 ]
 
 OFFLINE_AFTER_HEARTBEATS = 3  # a device whose agent missed this many heartbeats is offline
-
-
-def _now() -> datetime:
-    return to_db_time(datetime.now(timezone.utc))
 
 
 @dataclass(frozen=True)
@@ -155,6 +152,17 @@ def _matches(device: SqlFarmDevice) -> Any:
 class FarmQueries(StoreCore):
     """Store methods of the device farm."""
 
+    def _db_now(self, s: Session) -> datetime:
+        """The database's clock, never the agent's: every lease, heartbeat, expiry and requeue time of
+        the farm comes from here, so hosts with skewed clocks can neither steal nor lose jobs.
+
+        PostgreSQL's ``now()`` (the transaction's start, the same for every statement in it); a SQLite
+        file lives on one machine, whose clock (``self.clock``) is then the database's.
+        """
+        if s.get_bind().dialect.name == "postgresql":
+            return to_db_time(s.scalar(select(func.now())))
+        return to_db_time(self.clock())
+
     # -- models -------------------------------------------------------------------------------
 
     def store_model(self, sha256: str, name: str, data: bytes) -> bool:
@@ -162,7 +170,7 @@ class FarmQueries(StoreCore):
         with self._write_lock, self._sessions.session(write=True) as s:
             if s.scalar(select(SqlFarmModel.id).where(SqlFarmModel.sha256 == sha256)) is not None:
                 return False
-            s.add(SqlFarmModel(sha256=sha256, name=name, size_bytes=len(data), data=data, stored_at=_now()))
+            s.add(SqlFarmModel(sha256=sha256, name=name, size_bytes=len(data), data=data, stored_at=self._db_now(s)))
             return True
 
     def model_bytes(self, sha256: str) -> bytes:
@@ -176,17 +184,17 @@ class FarmQueries(StoreCore):
 
     def submit_jobs(self, specs: list[JobSpec]) -> list[int]:
         """Queues one job per spec, in order; returns their ids."""
-        now = _now()
-        rows = [
-            SqlFarmJob(
-                status="queued", priority=spec.priority, models=spec.models, params=spec.params,
-                trials=spec.trials, device_key=spec.device_key, device_serial=spec.device_serial,
-                device_model=spec.device_model, abi=spec.abi, attempt=0, max_attempts=spec.max_attempts,
-                submitted_at=now,
-            )
-            for spec in specs
-        ]
         with self._write_lock, self._sessions.session(write=True) as s:
+            now = self._db_now(s)
+            rows = [
+                SqlFarmJob(
+                    status="queued", priority=spec.priority, models=spec.models, params=spec.params,
+                    trials=spec.trials, device_key=spec.device_key, device_serial=spec.device_serial,
+                    device_model=spec.device_model, abi=spec.abi, attempt=0, max_attempts=spec.max_attempts,
+                    submitted_at=now,
+                )
+                for spec in specs
+            ]
             s.add_all(rows)
             s.flush()
             return [row.id for row in rows]
@@ -213,7 +221,7 @@ class FarmQueries(StoreCore):
             if job.status not in ("queued", "running"):
                 raise StoreError(f"job {job_id} is already {job.status}; only queued or running jobs can be cancelled")
             job.status = "cancelled"
-            job.finished_at = _now()
+            job.finished_at = self._db_now(s)
             job.lease_until = None
             s.flush()
             return _job(job)
@@ -240,9 +248,9 @@ class FarmQueries(StoreCore):
 
     def register_agent(self, name: str, heartbeat_s: float) -> AgentHandle:
         """Records (or takes over) the host row ``name`` for this process."""
-        now = _now()
         uid = uuid.uuid4().hex
         with self._write_lock, self._sessions.session(write=True) as s:
+            now = self._db_now(s)
             host = s.scalar(select(SqlFarmHost).where(SqlFarmHost.name == name).with_for_update())
             if host is None:
                 host = SqlFarmHost(name=name, started_at=now)
@@ -260,9 +268,9 @@ class FarmQueries(StoreCore):
 
     def register_devices(self, agent: AgentHandle, devices: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
         """Upserts the agent's devices (key, facts as JSON); returns key -> device id."""
-        now = _now()
         ids: dict[str, int] = {}
         with self._write_lock, self._sessions.session(write=True) as s:
+            now = self._db_now(s)
             for key, facts in devices:
                 row = s.scalar(select(SqlFarmDevice).where(SqlFarmDevice.key == key).with_for_update())
                 if row is None:
@@ -285,9 +293,9 @@ class FarmQueries(StoreCore):
         Rows are locked in the order every farm transaction uses (host, job, device) so that a
         heartbeat and a job finishing in another thread cannot deadlock.
         """
-        now = _now()
-        until = now + timedelta(seconds=lease_s)
         with self._write_lock, self._sessions.session(write=True) as s:
+            now = self._db_now(s)
+            until = now + timedelta(seconds=lease_s)
             s.execute(update(SqlFarmHost).where(SqlFarmHost.id == agent.host_id).values(heartbeat_at=now))
             held: list[int] = []
             if job_ids:
@@ -312,7 +320,7 @@ class FarmQueries(StoreCore):
             s.execute(
                 update(SqlFarmHost)
                 .where(SqlFarmHost.id == agent.host_id, SqlFarmHost.agent_uid == agent.uid)
-                .values(stopped_at=_now())
+                .values(stopped_at=self._db_now(s))
             )
             s.execute(
                 update(SqlFarmDevice).where(SqlFarmDevice.holder == agent.uid).values(holder=None, lease_until=None)
@@ -323,8 +331,8 @@ class FarmQueries(StoreCore):
 
         Their runs (the attempt that died) are closed as ``interrupted``.
         """
-        now = _now()
         with self._write_lock, self._sessions.session(write=True) as s:
+            now = self._db_now(s)
             expired = s.scalars(
                 select(SqlFarmJob)
                 .where(SqlFarmJob.status == "running", SqlFarmJob.lease_until < now)
@@ -359,9 +367,9 @@ class FarmQueries(StoreCore):
         Highest priority first, then oldest. The device claim fails (and nothing is taken) while
         another agent holds the device with a live lease.
         """
-        now = _now()
-        until = now + timedelta(seconds=lease_s)
         with self._write_lock, self._sessions.session(write=True) as s:
+            now = self._db_now(s)
+            until = now + timedelta(seconds=lease_s)
             device = s.get(SqlFarmDevice, device_id)
             if device is None:
                 return None
@@ -438,9 +446,9 @@ class FarmQueries(StoreCore):
         values: dict[str, Any] = {"status": status, "lease_until": None, "error": error}
         if status == "queued":
             values.update(holder=None, device_id=None, run_id=None, attempt=SqlFarmJob.attempt - 1)
-        else:
-            values["finished_at"] = _now()
         with self._write_lock, self._sessions.session(write=True) as s:
+            if status != "queued":
+                values["finished_at"] = self._db_now(s)
             done = s.execute(
                 update(SqlFarmJob)
                 .where(SqlFarmJob.id == job.id, SqlFarmJob.holder == agent.uid, SqlFarmJob.attempt == job.attempt,
@@ -468,8 +476,8 @@ class FarmQueries(StoreCore):
 
     def farm_devices(self) -> list[FarmDevice]:
         """Every registered device with its host, last heartbeat and state (idle, busy, offline)."""
-        now = _now()
         with self._sessions.session() as s:
+            now = self._db_now(s)
             rows = s.execute(
                 select(SqlFarmDevice, SqlFarmHost).join(SqlFarmHost, SqlFarmDevice.host_id == SqlFarmHost.id)
                 .order_by(SqlFarmHost.name, SqlFarmDevice.serial)

@@ -171,3 +171,29 @@ def test_agent_picks_up_attached_devices_and_drops_removed_ones(pg_url, farm_hos
             {d.serial: d.state for d in _farm_devices(pg_url)}), 30, "the removed device offline")
     assert states[host.serials[0]] == "idle"
     assert host.stop_agent() == 0
+
+
+def test_sigterm_gives_a_running_job_back_and_another_agent_finishes_it(pg_url, farm_host_factory, tmp_path):
+    leaving = farm_host_factory("leaving", devices=1, model="Pixel 4")
+    leaving.start_agent(pg_url)
+    wait_until(lambda: _online(pg_url) == 1, 60, "the device online")
+    submitted = lab(pg_url, tmp_path, "submit", str(MODELS / "add.tflite"), "--device-model", "Pixel 4",
+                    "--trials", "4", "--runs", "3", "--warmup", "0", "--min-secs", "2", "--json")
+    job_id = json.loads(submitted.stdout)["jobs"][0]["id"]
+    first_run = wait_until(lambda: _jobs(pg_url, tmp_path)[0]["run_id"], 60, "the job's run")
+    wait_until(lambda: _measurements_per_run(pg_url)[first_run] >= 1, 60, "the first trial saved")
+    assert leaving.stop_agent(signal.SIGTERM) == 0  # within the current trial, not the whole job
+    assert "given back to the queue" in leaving.log_text()
+    (job,) = _jobs(pg_url, tmp_path)
+    assert (job["status"], job["attempt"], job["run_id"]) == ("queued", 0, None)  # the attempt does not count
+    assert "released by agent leaving" in job["error"]
+    assert _measurements_per_run(pg_url)[first_run] < 4
+    with open_farm_store(pg_url) as store:
+        assert store.get_run(first_run).status == "interrupted"
+    taker = farm_host_factory("taker", devices=1, model="Pixel 4")
+    taker.start_agent(pg_url)
+    done = wait_until(lambda: (lambda j: j if j["status"] == "done" else None)(_jobs(pg_url, tmp_path)[0]), 120,
+                      "the job done by the other agent")
+    assert done["id"] == job_id and done["attempt"] == 1 and done["host_name"] == "taker"
+    assert _measurements_per_run(pg_url)[done["run_id"]] == 4
+    assert taker.stop_agent() == 0

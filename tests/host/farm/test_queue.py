@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
 
 import pytest
@@ -170,3 +171,30 @@ def test_models_are_stored_once(store: Store) -> None:
     assert store.model_bytes("a" * 64) == b"TFL3 bytes"
     with pytest.raises(NotFoundError, match="submit it again"):
         store.model_bytes("b" * 64)
+
+
+def test_skewed_agent_clocks_neither_steal_nor_lose_jobs(store: Store, pg_url: str) -> None:
+    """Leases come from the database's clock: agents three hours ahead or behind change nothing."""
+    skew = timedelta(hours=3)
+    with open_farm_store(pg_url) as ahead, open_farm_store(pg_url) as behind:
+        ahead.clock = lambda: datetime.now(timezone.utc) + skew
+        behind.clock = lambda: datetime.now(timezone.utc) - skew
+        first, second = store.submit_jobs([_spec(device_model="Pixel 7"), _spec(device_model="Pixel 7")])
+        slow_agent, (slow_device,) = _agent(behind, "behind")
+        held = behind.claim_job(slow_agent, slow_device, lease_s=60)
+        assert held is not None and held.id == first
+        # by its own clock the agent ahead would see that lease long expired: it must not take the job
+        assert ahead.requeue_expired() == ([], [])
+        fast_agent, (fast_device,) = _agent(ahead, "ahead", [{**FACTS, "serial": "other"}])
+        lapsing = ahead.claim_job(fast_agent, fast_device, lease_s=0.2)
+        assert lapsing is not None and lapsing.id == second
+        # by its own clock the agent behind would see that lease live for hours: it must still requeue it
+        deadline = time.monotonic() + 30
+        requeued: list[int] = []
+        while second not in requeued and time.monotonic() < deadline:
+            requeued, _ = behind.requeue_expired()
+            time.sleep(0.05)
+        assert requeued == [second]
+        assert [j.status for j in store.list_jobs(ids=[first])] == ["running"]
+        states = {d.serial: d.state for d in store.farm_devices()}
+        assert states == {"emulator-5554": "busy", "other": "idle"}  # heartbeats stamped by the database too
