@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,10 +38,11 @@ from sqlalchemy.engine import make_url
 from device_agent.emulator.launch import spawn
 from host.farm import JobSpec, Target, open_farm_store, submit_jobs
 from host.records import TrialParams
+from host.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "tests" / "fixtures" / "models" / "add.tflite"
-LAB_FARM = ROOT / "tests" / "host" / "farm" / "lab_farm.py"
+DEADLINE_S = 120.0  # any one wait below: past it the benchmark stops with the agent's log
 ENV_FILE = Path(os.environ.get("LAB_CI_PG_ROOT", "/tmp/lab-ci-postgres")) / "env"
 DEVICES_PER_CLAIMER = 4
 
@@ -117,6 +118,24 @@ def claim_throughput(server: str, jobs: int, claimers: int) -> tuple[float, floa
         return total / elapsed, statistics.median(latencies) * 1000, p95 * 1000
 
 
+def _first_trial_saved(store: Store, job_id: int) -> bool:
+    (job,) = store.list_jobs(ids=[job_id])
+    if job.run_id is None:
+        return False
+    run = store.get_run(job.run_id)
+    return run.trials_ok + run.trials_failed > 0
+
+
+def _wait(condition: Callable[[], bool], poll_s: float, agent: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    """Polls ``condition`` until it holds; a dead agent or DEADLINE_S without it stops the benchmark."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        if agent.poll() is not None or time.monotonic() > deadline:
+            why = f"the agent exited with {agent.returncode}" if agent.poll() is not None else f"{DEADLINE_S:g} s passed"
+            raise SystemExit(f"waiting for {what}: {why}; its log:\n{log.read_text()[-3000:]}")
+        time.sleep(poll_s)
+
+
 def first_result(server: str, poll_s: float, repeats: int) -> list[float]:
     """Seconds from submit to the first trial in the database, on an idle one-device farm."""
     adb = adbutils.adb_path()
@@ -137,26 +156,21 @@ def first_result(server: str, poll_s: float, repeats: int) -> list[float]:
             client = adbutils.AdbClient(host="127.0.0.1", port=port)
             client.connect(device.address, timeout=20)
             agent = subprocess.Popen(
-                [sys.executable, str(LAB_FARM), "--db", url, "--home", str(folder / "home"), "agent",
+                [sys.executable, "-m", "host.cli", "--db", url, "--home", str(folder / "home"), "agent",
                  "--host-name", "bench", "--heartbeat", "1", "--lease", "10", "--poll", str(poll_s)],
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(folder / "agent.log", "w"),
             )
+            log = folder / "agent.log"
             with open_farm_store(url) as store:
-                while not any(d.state == "idle" for d in store.farm_devices()):
-                    time.sleep(0.1)
+                _wait(lambda: any(d.state == "idle" for d in store.farm_devices()), 0.1, agent, log, "the device idle")
                 params = TrialParams(runs=10, warmup_runs=0, min_secs=0.0)
                 for _ in range(repeats):
                     began = time.perf_counter()
                     (job_id,) = submit_jobs(store, [MODEL], Target(device_model="bench phone"), params, trials=1)
-                    while True:
-                        (job,) = store.list_jobs(ids=[job_id])
-                        if job.run_id is not None and store.get_run(job.run_id).trials_ok + store.get_run(
-                                job.run_id).trials_failed > 0:
-                            break
-                        time.sleep(0.01)
+                    _wait(lambda: _first_trial_saved(store, job_id), 0.01, agent, log, f"job {job_id}'s first trial")
                     times.append(time.perf_counter() - began)
-                    while store.list_jobs(ids=[job_id])[0].status == "running":
-                        time.sleep(0.05)
+                    _wait(lambda: store.list_jobs(ids=[job_id])[0].status != "running", 0.05, agent, log,
+                          f"job {job_id} finished")
         finally:
             if agent is not None:
                 agent.terminate()
