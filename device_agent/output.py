@@ -758,7 +758,7 @@ def failure_cause(text: str) -> str | None:
     cause (``Failed to apply XNNPACK delegate.``), else None. For outputs of runs that exited non-zero."""
     for scan in _runs(text):
         if scan.errors or scan.causes:
-            return [*scan.errors, *scan.causes][0]
+            return _split([*scan.errors, *scan.causes][0])[1]
     return None
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,8 +22,9 @@ import adbutils
 from host.bench.plan import PlannedTrial, plan_trials
 from host.bench.setup import prepare_session
 from host.bench.summary import Summary, summarize
-from host.bench.trial import DeviceSession, run_trial
+from host.bench.trial import OP_PROFILING_FLAG, DeviceSession, run_trial
 from host.devices.adb import adb_client
+from host.devices.lock import device_lock, work_dir
 from host.devices.shell import DeviceShell
 from host.devices.elf import binary_abi
 from host.errors import DeviceError, LabError, NoDeviceError, ToolError, UsageError
@@ -101,6 +103,7 @@ class _Job:
     home: Path
     reporter: _Reporter
     stop: threading.Event
+    wait_for_device: bool = True  # another run holds the device: wait for it (False: fail its trials)
 
 
 def _failed_trial(job: _Job, facts: DeviceFacts, planned: PlannedTrial, error: str) -> Trial:
@@ -153,39 +156,64 @@ class _DeviceResult:
     setup_error: str | None = None
 
 
+def _device_params(params: TrialParams, facts: DeviceFacts) -> TrialParams:
+    """On a QEMU-emulated device, per-kernel instruction counts too: they show which kernels ran
+    (XNNPACK's sparse ones or not) and cost no time that matters there."""
+    if facts.emulation in (None, "native") or OP_PROFILING_FLAG in params.extra_flags:
+        return params
+    return replace(params, extra_flags=(*params.extra_flags, OP_PROFILING_FLAG))
+
+
 def _device_worker(job: _Job, facts: DeviceFacts) -> _DeviceResult:
+    """The device's trials, under its lock, in a work folder of this run's own (removed at the end).
+
+    A device that cannot be locked or set up gets every planned trial stored as failed with the reason.
+    """
+    job = replace(job, params=_device_params(job.params, facts))
     serial = facts.serial
+    shell = DeviceShell(job.client, serial)
+
+    def note(message: str) -> None:
+        job.reporter.note(serial, message)
+
+    with ExitStack() as held:
+        work = work_dir()
+        try:
+            held.enter_context(device_lock(shell, serial, wait=job.wait_for_device, note=note, stop=job.stop))
+            session = prepare_session(shell, facts, job.models, binary=job.binary, home=job.home, note=note, work=work)
+        except LabError as exc:
+            note(f"cannot run: {exc}")
+            return _DeviceResult([_save(job, _failed_trial(job, facts, planned, str(exc))) for planned in job.plan], str(exc))
+        held.callback(_clean_up, job, session, work)
+        return _DeviceResult(_trials(job, session))
+
+
+def _trials(job: _Job, session: DeviceSession) -> list[Trial]:
     trials: list[Trial] = []
+    for planned in job.plan:
+        if job.stop.is_set():
+            break
+        if planned.position > 0 and job.cooldown_s > 0 and job.stop.wait(job.cooldown_s):
+            break
+        try:
+            before = _cool_state(job, session)
+        except DeviceError:
+            before = None  # run_trial takes its own snapshot and records why it fails
+        trials.append(_save(job, run_trial(session, job.models[planned.model_index], job.params, planned, before)))
+    return trials
+
+
+def _clean_up(job: _Job, session: DeviceSession, work: str) -> None:
+    """Fixed-performance mode off again, and the run's work folder gone (a device that left keeps both)."""
+    if session.fixed_performance:
+        try:
+            session.state.set_fixed_performance(False)
+        except DeviceError:
+            job.reporter.note(session.facts.serial, "could not turn fixed-performance mode off again (device gone?)")
     try:
-        session = prepare_session(
-            DeviceShell(job.client, serial),
-            facts,
-            job.models,
-            binary=job.binary,
-            home=job.home,
-            note=lambda message: job.reporter.note(serial, message),
-        )
-    except LabError as exc:
-        job.reporter.note(serial, f"cannot run: {exc}")
-        return _DeviceResult([_save(job, _failed_trial(job, facts, planned, str(exc))) for planned in job.plan], str(exc))
-    try:
-        for planned in job.plan:
-            if job.stop.is_set():
-                break
-            if planned.position > 0 and job.cooldown_s > 0 and job.stop.wait(job.cooldown_s):
-                break
-            try:
-                before = _cool_state(job, session)
-            except DeviceError:
-                before = None  # run_trial takes its own snapshot and records why it fails
-            trials.append(_save(job, run_trial(session, job.models[planned.model_index], job.params, planned, before)))
-    finally:
-        if session.fixed_performance:
-            try:
-                session.state.set_fixed_performance(False)
-            except DeviceError:
-                job.reporter.note(serial, "could not turn fixed-performance mode off again (device gone?)")
-    return _DeviceResult(trials)
+        session.shell.run(["rm", "-rf", work])
+    except DeviceError:
+        pass
 
 
 def run_bench(
@@ -205,6 +233,7 @@ def run_bench(
     seed: int = 0,
     client: adbutils.AdbClient | None = None,
     max_temp_wait_s: float = MAX_TEMP_WAIT_S,
+    wait_for_device: bool = True,
 ) -> BenchOutcome:
     """Benchmarks every model on every device and stores the trials as one run.
 
@@ -215,6 +244,9 @@ def run_bench(
         StoreError: the store failed (the run is marked failed when it still can be).
         KeyboardInterrupt: after the workers finish their current trial; the run is marked
             interrupted and keeps every trial saved so far.
+
+    Each device is locked for the run (``host.devices.lock``): a device another run holds is waited
+    for, or with ``wait_for_device=False`` its trials are stored as failed with the holder named.
     """
     if not models:
         raise UsageError("no model to benchmark: pass one or more .tflite files")
@@ -235,7 +267,7 @@ def run_bench(
     reporter = _Reporter(progress)
     job = _Job(
         client, models, params, plan, cooldown_s, max_temp_c, max_temp_wait_s, store, run_id, binary, home, reporter,
-        threading.Event(),
+        threading.Event(), wait_for_device,
     )
     reporter.start(len(plan) * len(devices), devices)
     pool = ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="bench")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from host.bench.trial import DeviceSession, builtin_tool
 from host.devices.elf import SCRIPT
-from host.devices.push import REMOTE_BIN_DIR, PushItem, push_files, remote_model_path
+from host.devices.push import REMOTE_BIN_DIR, REMOTE_DIR, PushItem, push_files, remote_model_path
 from host.devices.shell import DeviceShell
 from host.devices.state import StateReader
 from host.devices.tools import cached_tool_for, check_binary_for, missing_tool_message
 from host.hashing import file_sha256
-from host.errors import ToolError
+from host.errors import DeviceError, ToolError
 from host.records import DeviceFacts, ModelFile, ToolInfo
 
 __all__ = ["prepare_session", "BUILTIN_COMMAND"]
@@ -66,9 +66,10 @@ def prepare_session(
     binary: Path | None,
     home: Path,
     note: Callable[[str], None] = lambda message: None,
+    work: str | None = None,
 ) -> DeviceSession:
-    """Chooses the tool, pushes what the device lacks, finds its state files, and turns on
-    fixed-performance mode where the device has it.
+    """Chooses the tool, pushes what the device lacks, makes the run's work folder ``work`` (its
+    outputs go there), finds its state files, and turns on fixed-performance mode where the device has it.
 
     Raises:
         ToolError, WrongAbiError: no usable benchmark_model for this device.
@@ -83,6 +84,10 @@ def prepare_session(
     pushed = push_files(shell, items)
     if any(p.pushed for p in pushed):
         note(f"pushed {sum(p.pushed for p in pushed)} file(s)")
+    if work is not None:
+        made = shell.run(["mkdir", "-p", work])
+        if made.returncode != 0:
+            raise DeviceError(f"cannot make the run's folder {work} on the device: {made.output.strip()}", facts.serial)
     state = StateReader(shell, facts)
     state.discover()
     session = DeviceSession(
@@ -93,6 +98,7 @@ def prepare_session(
         tool_command=command,
         samples=samples,
         remote_models={m.sha256: remote_model_path(m.sha256) for m in models},
+        work_dir=work or REMOTE_DIR,
     )
     session.fixed_performance = state.set_fixed_performance(True)
     return session

@@ -34,8 +34,8 @@ __all__ = [
     "read_op_profile",
     "run_trial",
     "ops_requested",
-    "SAMPLES_PATH",
-    "OUTPUT_PATH",
+    "SAMPLES_FILE",
+    "OUTPUT_FILE",
     "OP_PROFILING_FLAG",
 ]
 
@@ -70,6 +70,7 @@ class DeviceSession:
     samples: bool  # the tool is the lab runner and writes --samples_file
     fixed_performance: bool | None = None
     remote_models: dict[str, str] = field(default_factory=dict)  # model sha256 -> device path
+    work_dir: str = REMOTE_DIR  # this run's own folder for outputs (host.devices.lock.work_dir)
     tool_final: bool = False  # the tool's version line has been read from a run
 
     def settle_tool(self, output: str, result: BenchmarkResult | None) -> None:
@@ -89,11 +90,12 @@ class DeviceSession:
             self.tool = replace(self.tool, version=line)
 
 
-SAMPLES_PATH = f"{REMOTE_DIR}/samples.txt"
-"""Where the lab runner writes per-invoke samples (one file per device, removed before each trial)."""
+SAMPLES_FILE = "samples.txt"
+"""Where the lab runner writes per-invoke samples, in the run's own work folder (removed before each trial)."""
 
-OUTPUT_PATH = f"{REMOTE_DIR}/output.txt"
-"""Where benchmark_model's output goes during a trial. Writing to a file on the device, read after
+OUTPUT_FILE = "output.txt"
+"""Where benchmark_model's output goes during a trial, in the run's own work folder
+(``host.devices.lock.work_dir``: two runs on one device never read each other's). Writing to a file on the device, read after
 the run, keeps adb traffic (and the host, adb server and adbd waking for it) out of the measured
 loop: streamed, the lines printed right before the loop made some trials on the emulated device up
 to 2× slower than the runner alone on a 2-core machine (benchmarks/bench_fidelity.py)."""
@@ -209,10 +211,11 @@ def run_trial(
     except DeviceError as exc:
         trial.error = f"state before the trial: {exc}"
         return trial
-    samples = SAMPLES_PATH if session.samples else None
+    output_path = f"{session.work_dir}/{OUTPUT_FILE}"
+    samples = f"{session.work_dir}/{SAMPLES_FILE}" if session.samples else None
     argv = benchmark_command(session.tool_command, session.remote_models[model.sha256], params, samples)
-    stale = [OUTPUT_PATH, *([samples] if samples else [])]  # no leftovers of an earlier trial
-    line = f"{command_line(['rm', '-f', *stale])} ; {command_line(argv)} > {command_line([OUTPUT_PATH])} 2>&1"
+    stale = [output_path, *([samples] if samples else [])]  # no leftovers of an earlier trial
+    line = f"{command_line(['rm', '-f', *stale])} ; {command_line(argv)} > {command_line([output_path])} 2>&1"
     trial.command = line
     trial.started_at = _now()
     t0 = time.monotonic()
@@ -233,7 +236,7 @@ def run_trial(
     trial.duration_s = time.monotonic() - t0
     output: str | None = None
     try:  # the output and samples files are read in the same round trip as the state after
-        reads = [["cat", OUTPUT_PATH], *([["cat", samples]] if samples else [])]
+        reads = [["cat", output_path], *([["cat", samples]] if samples else [])]
         trial.state_after, files = session.state.snapshot_with(reads, session.fixed_performance, _STATE_TIMEOUT_S)
         output = files[0]
     except DeviceError:

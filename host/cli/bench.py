@@ -54,6 +54,10 @@ def bench(
             "instruction counts on an arm64 emulated device; stored with each trial.",
         ),
     ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="A device another run is using: fail its trials at once instead of waiting."),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Benchmark .tflite models on every selected device: interleaved trials, medians with 95% CIs.
@@ -99,6 +103,7 @@ def bench(
             progress=progress,
             seed=seed,
             client=client,
+            wait_for_device=not no_wait,
         )
     if json_:
         typer.echo(json.dumps(outcome_json(outcome), indent=2))

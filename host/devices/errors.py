@@ -3,7 +3,8 @@
     DeviceError
     ├── DeviceGoneError       the device left mid-operation (unplugged, process killed, offline)
     ├── ShellTimeoutError     a device command ran past its time limit
-    └── NoSpaceError          not enough free space under /data/local/tmp for a push
+    ├── NoSpaceError          not enough free space under /data/local/tmp for a push
+    └── DeviceBusyError       another run holds the device's lock
     ToolError
     └── WrongAbiError         a benchmark binary built for another CPU than the device's
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from host.errors import DeviceError, ToolError
 
-__all__ = ["DeviceGoneError", "ShellTimeoutError", "NoSpaceError", "WrongAbiError"]
+__all__ = ["DeviceGoneError", "ShellTimeoutError", "NoSpaceError", "DeviceBusyError", "WrongAbiError"]
 
 
 class DeviceGoneError(DeviceError):
@@ -45,3 +46,7 @@ class WrongAbiError(ToolError):
         super().__init__(message)
         self.binary_abi = binary_abi
         self.device_abis = device_abis
+
+
+class DeviceBusyError(DeviceError):
+    """Another run holds the device's lock (``host.devices.lock``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import TracebackType
 
 from sqlalchemy import text
@@ -17,6 +18,7 @@ from host.store.queries.transfer import TransferQueries
 __all__ = ["Store", "open_store"]
 
 _MIGRATION_LOCK = 0x1AB_FA53  # pg_advisory_xact_lock key held while a PostgreSQL store migrates
+_MIGRATING = threading.Lock()  # Alembic's migration context is process-global: one store migrates at a time
 
 
 class Store(FarmQueries, OpQueries, TransferQueries, HistoryQueries):
@@ -53,7 +55,7 @@ def open_store(url: str, revision: str | None = None) -> Store:
     """
     engine = make_engine(url)
     try:
-        with engine.connect() as connection:
+        with _MIGRATING, engine.connect() as connection:
             connection.execution_options(**{WRITE_OPTION: True})  # migrate under the write lock
             with connection.begin():
                 if engine.dialect.name == "postgresql":
