@@ -88,6 +88,10 @@ class _Reporter:
                 self._progress.trial_done(trial)
 
 
+MAX_TRIALS = 10_000  # per model and device: the plan is made up front, and each trial costs seconds anyway
+MAX_RUNS = 10_000_000  # invokes per trial; beyond, one trial outlasts any --timeout worth setting
+
+
 @dataclass
 class _Job:
     client: adbutils.AdbClient
@@ -252,8 +256,10 @@ def run_bench(
         raise UsageError("no model to benchmark: pass one or more .tflite files")
     if not devices:
         raise NoDeviceError("no device to benchmark on")
-    if trials < 1:
-        raise UsageError(f"--trials must be at least 1, got {trials}")
+    if not 1 <= trials <= MAX_TRIALS:
+        raise UsageError(f"--trials must be between 1 and {MAX_TRIALS:,}, got {trials:,}")
+    if not 1 <= params.runs <= MAX_RUNS:
+        raise UsageError(f"--runs must be between 1 and {MAX_RUNS:,}, got {params.runs:,}")
     if cooldown_s < 0:
         raise UsageError(f"--cooldown must not be negative, got {cooldown_s:g}")
     if binary is not None:

@@ -47,8 +47,12 @@ def test_no_devices(tmp_path: Path) -> None:
 
 
 def test_bad_counts(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="--trials must be at least 1"):
+    with pytest.raises(UsageError, match="--trials must be between 1 and 10,000, got 0"):
         _bench(tmp_path, trials=0)
+    with pytest.raises(UsageError, match="--trials must be between 1 and 10,000, got 1,000,000,000,000"):
+        _bench(tmp_path, trials=10**12)  # refused at once, not a plan that grows by 130 MB/s
+    with pytest.raises(UsageError, match="--runs must be between 1 and 10,000,000, got 20,000,000"):
+        _bench(tmp_path, params=TrialParams(runs=20_000_000))
     with pytest.raises(UsageError, match="--cooldown must not be negative"):
         _bench(tmp_path, cooldown_s=-1.0)
 
