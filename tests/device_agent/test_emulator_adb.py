@@ -243,7 +243,6 @@ def test_pushed_executable_runs_for_real_in_the_sandbox(emulated_device):
 
 
 def test_benchmark_model_runs_the_device_agent_runner(emulated_device):
-    pytest.importorskip("device_agent.bench")
     from device_agent.output import parse
 
     model = Path(__file__).parents[1] / "fixtures/models/add.tflite"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from host.cli.main import app
@@ -36,8 +38,19 @@ def test_add_wrong_abi_and_missing_file(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
 
 
-def test_fetch_offline_exits_2(tmp_path: Path) -> None:
-    """This machine has no internet: the real nightly URL fails with one line and exit code 2."""
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_fetch_offline_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No way out (every request goes to a closed local proxy): the real nightly URL fails with one line and exit 2."""
+    proxy = f"http://127.0.0.1:{_closed_port()}"
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "tools", "fetch", "--abi", "armeabi-v7a"])
     assert result.exit_code == 2
     assert result.stderr.startswith(

@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
-from host.bench.stats import Estimate, clean, compare, mann_whitney_u, median_ci, ratio_ci
-
-scipy_stats = pytest.importorskip("scipy.stats")
+from host.bench.stats import Estimate, clean, compare, holm, mann_whitney_u, median_ci, ratio_ci, welch_t
 
 
 def test_clean_drops_missing_values_and_keeps_numbers() -> None:
@@ -169,3 +168,27 @@ def test_compare_false_alarm_rate_on_identical_distributions_is_small() -> None:
         for i in range(300)
     )
     assert alarms / 300 <= 0.02
+
+
+def test_welch_t_on_logs_matches_scipy_and_handles_the_edges() -> None:
+    a, b = [100.0, 101.0, 99.5, 100.4, 100.9], [104.0, 105.2, 103.9, 104.8, 104.1]
+    expected = scipy_stats.ttest_ind(np.log(a), np.log(b), equal_var=False).pvalue
+    assert welch_t(a, b) == pytest.approx(expected, rel=1e-12)
+    assert welch_t([1.0], b) is None  # fewer than two values a side: no test
+    assert welch_t([5.0, 5.0], [5.0, 5.0]) == 1.0 and welch_t([5.0, 5.0], [6.0, 6.0]) == 0.0
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order() -> None:
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([]) == []
+    assert holm([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
+
+
+def test_ratio_ci_resamples_runs_when_the_baseline_pools_several() -> None:
+    baseline = [100.0, 100.5, 99.8, 112.0, 111.4, 112.3]  # two runs that disagree by 12%
+    other = [106.0, 105.8, 106.3]
+    runs = [1, 1, 1, 2, 2, 2]
+    pooled = ratio_ci(baseline, other)
+    by_run = ratio_ci(baseline, other, baseline_runs=runs)
+    assert pooled is not None and by_run is not None and pooled.value == by_run.value
+    assert (by_run.high - by_run.low) > (pooled.high - pooled.low)
