@@ -31,7 +31,7 @@ from host.cli import (
     tools,
     transfer,
 )
-from host.cli.context import LabContext
+from host.cli.context import LabContext, check_new_store
 from host.errors import LabError
 
 __all__ = ["app", "main"]
@@ -75,6 +75,10 @@ def _root(
         Path | None,
         typer.Option("--home", envvar="LAB_HOME", help="Data folder (database, artifacts, tools)."),
     ] = None,
+    init: Annotated[
+        bool,
+        typer.Option("--init", help="Create the store given by --db / LAB_DB_URL where its folder does not exist yet."),
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -83,6 +87,8 @@ def _root(
     db_url = db if db else f"sqlite:///{lab_home / 'lab.db'}"
     if "://" not in db_url:
         db_url = f"sqlite:///{Path(db_url).expanduser().resolve()}"
+    if db and not init:
+        check_new_store(db, db_url)
     ctx.obj = LabContext(home=lab_home, db_url=db_url)
 
 

@@ -302,3 +302,30 @@ def test_check_on_instruction_counts(runner: CliRunner, db_url: str, store: Stor
     data = json.loads(lab(runner, db_url, "check", "--metric", "instructions", "--json").stdout)
     assert data["exit_code"] == 1 and data["metric"] == "instructions" and data["max_regression"] == 0.001
     assert all(r["regression"] and "10.000% more instructions" in r["reason"] for r in data["rows"])
+
+
+# store URLs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("db", "message"),
+    [
+        ("sqlite:////nonexistent/dir/lab.db", "its folder /nonexistent/dir does not exist"),
+        ("not a url at all", "'not a url at all' is neither a database URL nor an existing store file"),
+    ],
+)
+def test_a_mistyped_store_is_refused_not_created(runner: CliRunner, tmp_path: Path, db: str, message: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["--db", db, "history"])
+    assert result.exit_code == 2 and message in result.output and "--init" in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing was created
+
+
+def test_init_creates_a_new_store_on_purpose(runner: CliRunner, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'folder' / 'lab.db'}"
+    assert runner.invoke(app, ["--db", url, "history"]).exit_code == 2
+    created = runner.invoke(app, ["--init", "--db", url, "history"])
+    assert created.exit_code == 0 and "no results stored yet" in created.output
+    assert (tmp_path / "new" / "folder" / "lab.db").is_file()
+    assert runner.invoke(app, ["--db", url, "history"]).exit_code == 0  # it exists now: no --init needed
