@@ -7,7 +7,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -59,6 +59,25 @@ def _write_atomically(path: Path, lines: Iterable[str]) -> int:
     return count
 
 
+MAX_IMPORT_LINE = 64 << 20  # one record: a trial with its raw output and samples is far smaller
+MAX_IMPORT_BYTES = 4 << 30
+
+
+def _bounded_lines(stream: TextIO, source: str) -> list[str]:
+    """The stream's lines, refused past MAX_IMPORT_LINE characters a line or MAX_IMPORT_BYTES in all
+    (``lab import /dev/zero`` must not eat the machine's memory)."""
+    lines: list[str] = []
+    total = 0
+    while line := stream.readline(MAX_IMPORT_LINE + 1):
+        if len(line) > MAX_IMPORT_LINE:
+            raise UsageError(f"{source}, line {len(lines) + 1}: longer than {MAX_IMPORT_LINE >> 20} MiB: not a lab export")
+        total += len(line)
+        if total > MAX_IMPORT_BYTES:
+            raise UsageError(f"{source}: larger than {MAX_IMPORT_BYTES >> 30} GiB: split the export with --since")
+        lines.append(line)
+    return lines
+
+
 def import_(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="A file written by `lab export` (- for stdin).")],
@@ -66,12 +85,16 @@ def import_(
     """Merge an export into this store; records already there are skipped, a bad line imports nothing."""
     source = "stdin" if str(path) == "-" else str(path)
     try:
-        text = sys.stdin.read() if source == "stdin" else path.read_text(encoding="utf-8")
+        if source == "stdin":
+            lines = _bounded_lines(sys.stdin, source)
+        else:
+            with path.open(encoding="utf-8") as stream:
+                lines = _bounded_lines(stream, source)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UsageError(f"cannot read {source}: {reason}") from exc
     with open_store(lab_context(ctx).db_url) as store:
-        summary = store.import_lines(text.splitlines(), source)
+        summary = store.import_lines(lines, source)
     typer.echo(
         f"imported from {source}: {summary.runs_added} run(s) added ({summary.runs_present} already present), "
         f"{summary.trials_added} trial(s) added ({summary.trials_present} already present)"

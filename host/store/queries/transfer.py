@@ -16,6 +16,7 @@ extension (Python's json reads it back).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -71,6 +72,21 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+_LATENCIES = ("first_us", "curr_us", "min_us", "max_us", "avg_us", "p5_us", "median_us", "p95_us")
+
+
+def _check_latencies(trial: Trial) -> None:
+    """Measured times are finite and not negative: an import must not put NaN or -1e308 into the statistics."""
+    runs = trial.result.runs if trial.result is not None else None
+    named = [(f"runs.{name}", getattr(runs, name)) for name in _LATENCIES] if runs is not None else []
+    if trial.result is not None and trial.result.init_us is not None and not math.isnan(trial.result.init_us):
+        named.append(("init_us", trial.result.init_us))
+    named.extend(("samples_us", v) for v in trial.samples_us or ())
+    for name, value in named:
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise DecodeError(f"trial {trial.index} of {trial.model.name}: {name} is {value!r}, not a time in µs")
+
+
 def _parse(lines: Iterable[str], source: str) -> list[_ParsedRun]:
     runs: dict[str, _ParsedRun] = {}
     header_seen = False
@@ -81,6 +97,8 @@ def _parse(lines: Iterable[str], source: str) -> list[_ParsedRun]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ImportFileError(source, number, f"not JSON ({exc.msg} at column {exc.colno})") from exc
+        except RecursionError as exc:
+            raise ImportFileError(source, number, "JSON nested too deeply to be a lab export") from exc
         if not isinstance(record, dict) or not isinstance(record.get("type"), str):
             raise ImportFileError(source, number, 'not a lab export record (an object with a "type")')
         kind = record["type"]
@@ -103,7 +121,9 @@ def _parse(lines: Iterable[str], source: str) -> list[_ParsedRun]:
                 uid = record.get("run")
                 if uid not in runs:
                     raise DecodeError(f"trial of run {uid!r}, which no earlier line defines")
-                runs[uid].trials.append(trial_from_json(record.get("trial")))
+                trial = trial_from_json(record.get("trial"))
+                _check_latencies(trial)
+                runs[uid].trials.append(trial)
             else:
                 raise DecodeError(f"unknown record type {kind!r}")
         except DecodeError as exc:

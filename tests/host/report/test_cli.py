@@ -271,6 +271,37 @@ def test_import_bad_file(runner: CliRunner, db_url: str, store: Store, tmp_path:
         assert imported.count_runs() == 0
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [("avg", "NaN", "runs.avg_us is nan"), ("median", "-1e308", "runs.median_us is -1e+308")],
+)
+def test_import_refuses_latencies_that_are_no_times(
+    runner: CliRunner, db_url: str, store: Store, tmp_path: Path, field: str, value: str, shown: str
+) -> None:
+    add_synthetic_run(store)
+    lines = lab(runner, db_url, "export").stdout.splitlines()
+    record = json.loads(lines[4])
+    record["trial"]["result"]["runs"][f"{field}_us"] = value if value == "NaN" else float(value)
+    lines[4] = json.dumps(record)
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    result = lab(runner, other, "import", str(path))
+    assert result.exit_code == 2 and f"line 5: trial" in result.output and shown in result.output
+    with open_store(other) as imported:
+        assert imported.count_runs() == 0
+
+
+def test_import_of_garbage_is_one_line_not_a_traceback_or_all_memory(runner: CliRunner, tmp_path: Path) -> None:
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text('{"type":"lab-export","format":1}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    deep = lab(runner, other, "import", str(nested))
+    assert deep.exit_code == 2 and "line 2: JSON nested too deeply" in deep.output
+    zero = lab(runner, other, "import", "/dev/zero")
+    assert zero.exit_code == 2 and "line 1: longer than 64 MiB: not a lab export" in zero.output
+
+
 def test_a_corrupt_database_gives_one_line(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "lab.db"
     path.write_bytes(os.urandom(4096))
