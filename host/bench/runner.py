@@ -25,9 +25,10 @@ from host.bench.summary import Summary, summarize
 from host.bench.trial import OP_PROFILING_FLAG, DeviceSession, run_trial
 from host.devices.adb import adb_client
 from host.devices.lock import device_lock, work_dir
+from host.devices.tools import check_binary_path
 from host.devices.shell import DeviceShell
 from host.devices.elf import binary_abi
-from host.errors import DeviceError, LabError, NoDeviceError, ToolError, UsageError
+from host.errors import DeviceError, LabError, NoDeviceError, UsageError
 from host.records import DeviceFacts, DeviceState, ModelFile, Trial, TrialParams
 
 __all__ = ["BenchProgress", "BenchOutcome", "run_bench", "MAX_TEMP_WAIT_S"]
@@ -263,8 +264,7 @@ def run_bench(
     if cooldown_s < 0:
         raise UsageError(f"--cooldown must not be negative, got {cooldown_s:g}")
     if binary is not None:
-        if not binary.is_file():
-            raise ToolError(f"benchmark binary {binary} does not exist")
+        check_binary_path(binary)
         binary_abi(binary)  # an unreadable file or a non-executable fails here; a wrong ABI per device
     devices = list({d.serial: d for d in devices}.values())  # one worker per device, even if named twice
     plan = plan_trials(len(models), trials, seed)

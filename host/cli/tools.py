@@ -13,7 +13,7 @@ from rich.table import Table
 
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
-from host.devices.tools import add_tool, fetch_tool, list_tools
+from host.devices.tools import add_tool, fetch_tool, list_tools, remove_tool
 from host.records import ToolInfo, to_jsonable
 from host.report import stdout_console
 
@@ -37,6 +37,18 @@ def add(
     """Copy a benchmark_model binary into the cache (checked against --abi by its ELF header)."""
     info = add_tool(lab_context(ctx).home, path, abi)
     typer.echo(f"added {_describe(info)}")
+
+
+@tools_app.command("remove")
+def remove(
+    ctx: typer.Context,
+    sha256: Annotated[str, typer.Argument(help="The tool's sha256, or enough of its start to name one tool.")],
+) -> None:
+    """Delete a cached tool; the next newest of its ABI becomes the default again."""
+    info = remove_tool(lab_context(ctx).home, sha256)
+    left = [t for t in list_tools(lab_context(ctx).home) if t.default and t.info.abi == info.abi]
+    now = f"; {info.abi} now uses {left[0].info.sha256[:12]}" if left else f"; no cached tool for {info.abi} left"
+    typer.echo(f"removed {info.abi} {info.sha256[:12]}{now}")
 
 
 @tools_app.command("list")

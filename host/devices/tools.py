@@ -31,6 +31,8 @@ from host.records import DeviceFacts, ToolInfo
 
 __all__ = [
     "NIGHTLY_URL",
+    "remove_tool",
+    "check_binary_path",
     "Platform",
     "CachedTool",
     "nightly_name",
@@ -134,7 +136,25 @@ def _tools_root(home: Path) -> Path:
     return config.tools_dir(home)
 
 
+def check_binary_path(path: Path) -> None:
+    """Raises ToolError naming what is wrong with a binary's path: missing, or a folder."""
+    if path.is_dir():
+        raise ToolError(f"benchmark binary {path} is a directory: give the benchmark_model file inside it")
+    if not path.is_file():
+        raise ToolError(f"benchmark binary {path} does not exist")
+
+
 def _install(home: Path, src: Path, abi: str, platform: Platform | None, source: str, version: str | None) -> ToolInfo:
+    try:
+        return _copy_in(home, src, abi, platform, source, version)
+    except OSError as exc:  # a read-only home, a full disk: one line, not a traceback
+        raise ToolError(
+            f"cannot write the tool cache under {_tools_root(home)}: {exc.strerror}; "
+            "choose a writable data folder with --home or LAB_HOME"
+        ) from exc
+
+
+def _copy_in(home: Path, src: Path, abi: str, platform: Platform | None, source: str, version: str | None) -> ToolInfo:
     sha = file_sha256(src)
     folder = _tools_root(home) / abi / sha
     folder.mkdir(parents=True, exist_ok=True)
@@ -166,8 +186,7 @@ def add_tool(home: Path, path: Path, abi: str) -> ToolInfo:
         ToolError: missing file, not an executable, or built for another ABI than ``abi``.
     """
     _check_abi(abi)
-    if not path.is_file():
-        raise ToolError(f"benchmark binary {path} does not exist")
+    check_binary_path(path)
     found = binary_abi(path)
     if found not in (SCRIPT, abi):
         raise WrongAbiError(f"{path} is built for {found}, not {abi}: pass --abi {found}", found, (abi,))
@@ -189,6 +208,28 @@ def _read_meta(folder: Path) -> CachedTool | None:
         return CachedTool(info, meta.get("platform"), datetime.fromisoformat(meta["added_at"]), False)
     except (OSError, ValueError, KeyError):
         return None  # a half-written or foreign folder is not a tool
+
+
+def remove_tool(home: Path, sha256_prefix: str) -> ToolInfo:
+    """Deletes a cached tool (the next newest of its ABI becomes the default).
+
+    Raises:
+        UsageError: the prefix matches no cached tool, or several (they are named).
+    """
+    prefix = sha256_prefix.strip().lower()
+    matches = [t for t in list_tools(home) if prefix and t.info.sha256.startswith(prefix)]
+    if not matches:
+        raise UsageError(f"no cached tool's sha256 starts with {sha256_prefix!r}: `lab tools list` shows them")
+    if len(matches) > 1:
+        names = ", ".join(f"{t.info.abi} {t.info.sha256[:16]}" for t in matches)
+        raise UsageError(f"{sha256_prefix!r} matches {len(matches)} tools ({names}): give more of the sha256")
+    info = matches[0].info
+    folder = Path(info.path or "").parent
+    try:
+        shutil.rmtree(folder)
+    except OSError as exc:
+        raise ToolError(f"cannot remove {folder}: {exc.strerror}") from exc
+    return info
 
 
 def list_tools(home: Path) -> list[CachedTool]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -60,3 +61,41 @@ def test_fetch_offline_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert result.stderr.count("\n") == 1
     plus_flex = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "tools", "fetch", "--abi", "x86", "--plus-flex"])
     assert plus_flex.exit_code == 2 and "no benchmark_model build for x86" in plus_flex.stderr
+
+
+def test_remove_a_broken_tool_and_the_previous_one_is_the_default_again(tmp_path: Path) -> None:
+    runner = CliRunner()
+    home = ["--home", str(tmp_path / "home")]
+    good = write_elf(tmp_path / "good", EM_AARCH64)
+    broken = tmp_path / "broken"
+    broken.write_bytes(good.read_bytes() + b"\0broken build")
+    broken.chmod(0o755)
+    assert runner.invoke(app, [*home, "tools", "add", str(good), "--abi", "arm64-v8a"]).exit_code == 0
+    assert runner.invoke(app, [*home, "tools", "add", str(broken), "--abi", "arm64-v8a"]).exit_code == 0
+    tools = json.loads(runner.invoke(app, [*home, "tools", "list", "--json"]).stdout)["tools"]
+    newest, older = tools
+    assert newest["default"] and newest["source"].endswith("broken")
+    removed = runner.invoke(app, [*home, "tools", "remove", newest["sha256"][:10]])
+    assert removed.exit_code == 0 and f"now uses {older['sha256'][:12]}" in removed.stdout
+    (left,) = json.loads(runner.invoke(app, [*home, "tools", "list", "--json"]).stdout)["tools"]
+    assert left["sha256"] == older["sha256"] and left["default"]
+    unknown = runner.invoke(app, [*home, "tools", "remove", "ffffffff"])
+    assert unknown.exit_code == 2 and "no cached tool's sha256 starts with 'ffffffff'" in unknown.stderr
+
+
+def test_a_folder_or_a_read_only_home_gets_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    folder = runner.invoke(app, ["--home", str(tmp_path / "home"), "tools", "add", str(tmp_path), "--abi", "arm64-v8a"])
+    assert folder.exit_code == 2 and f"benchmark binary {tmp_path} is a directory" in folder.stderr
+    home = tmp_path / "ro-home"
+    home.mkdir()
+    home.chmod(0o500)
+    # root writes into read-only folders; /proc refuses new folders even to root
+    unwritable = Path("/proc/lab-home") if os.geteuid() == 0 else home
+    try:
+        binary = write_elf(tmp_path / "bm", EM_AARCH64)
+        result = runner.invoke(app, ["--home", str(unwritable), "tools", "add", str(binary), "--abi", "arm64-v8a"])
+        assert result.exit_code == 2 and f"cannot write the tool cache under {unwritable}/tools" in result.stderr
+        assert result.stderr.count("\n") == 1
+    finally:
+        home.chmod(0o700)
