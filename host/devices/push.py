@@ -110,8 +110,9 @@ def _ensure_space(shell: DeviceShell, needed: int, timeout: float) -> None:
     available = parse_df_available(result.stdout) if result.returncode == 0 else None
     if available is not None and available < needed + _SPACE_MARGIN_BYTES:
         raise NoSpaceError(
-            f"not enough space on {shell.serial}: {needed / 2**20:.1f} MiB to push, "
-            f"{available / 2**20:.1f} MiB free under {REMOTE_DIR}; free some space on the device",
+            f"not enough space on {shell.serial}: {needed / 2**20:.1f} MiB to push and "
+            f"{_SPACE_MARGIN_BYTES / 2**20:.0f} MiB kept free for outputs, {available / 2**20:.1f} MiB free under "
+            f"{REMOTE_DIR}; free some space on the device",
             shell.serial,
         )
 
