@@ -284,7 +284,9 @@ def test_interrupted_run_keeps_what_it_measured(adb_server: Any, emulated_device
         def trial_done(self, trial: Trial) -> None:
             super().trial_done(trial)
             if len(self.done) == 1:
-                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the next trial runs
+                # Ctrl-C while the next trial runs, delivered to the main thread (which waits on the workers):
+                # a process-wide kill may land on a worker thread and leave the main thread's wait uninterrupted
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     params = TrialParams(runs=10, warmup_runs=1, min_secs=0.5, timeout_s=60)
     with pytest.raises(KeyboardInterrupt):
