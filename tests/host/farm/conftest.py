@@ -130,14 +130,23 @@ class FarmHost:
                 self.agent.stdout.close()
 
 
+LOADED_MACHINE = 3.0  # deadlines stretch this much: a busy shared CI box starts agents and devices slowly
+
+
 def wait_until(condition: Callable[[], object], timeout: float, what: str, poll: float = 0.2) -> object:
-    deadline = time.monotonic() + timeout
+    """Polls ``condition`` until it is truthy (returned at once), failing after ``timeout`` × LOADED_MACHINE s.
+
+    ``timeout`` is what the event takes on a quiet machine with room to spare; the deadline only
+    bounds a test that fails, a passing one returns as soon as its event happens.
+    """
+    limit = timeout * LOADED_MACHINE
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    raise AssertionError(f"timed out after {limit:g} s waiting for {what}")
 
 
 @pytest.fixture
