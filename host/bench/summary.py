@@ -101,30 +101,32 @@ def _summary(trials: list[Trial]) -> Summary:
 
 
 def summarize(trials: Sequence[Trial], baseline_sha256: str | None = None) -> list[Summary]:
-    """One Summary per (device serial, model sha256), devices and models in order of first appearance.
+    """One Summary per device and model file (sha256 and name: two files with the same bytes under
+    different names keep a row each), devices and models in order of first appearance.
 
-    ``baseline_sha256`` is the model every other model's ratio is relative to on the same device;
-    by default the first model in trial order. A device where the baseline has no successful trial
-    gets no ratios.
+    ``baseline_sha256`` is the model every other model's ratio is relative to on the same device
+    (its first file name); by default the first model in trial order. A device where the baseline
+    has no successful trial gets no ratios.
     """
     if not trials:
         return []
-    baseline = baseline_sha256 or trials[0].model.sha256
-    groups: dict[tuple[str, str], list[Trial]] = {}
+    baseline_sha = baseline_sha256 or trials[0].model.sha256
+    baseline = next(((t.model.sha256, t.model.name) for t in trials if t.model.sha256 == baseline_sha), None)
+    groups: dict[tuple[str, str, str], list[Trial]] = {}
     device_order: dict[str, int] = {}
-    model_order: dict[str, int] = {}
+    model_order: dict[tuple[str, str], int] = {}
     for trial in trials:
         device_order.setdefault(trial.device.serial, len(device_order))
-        model_order.setdefault(trial.model.sha256, len(model_order))
-        groups.setdefault((trial.device.serial, trial.model.sha256), []).append(trial)
-    keys = sorted(groups, key=lambda key: (device_order[key[0]], model_order[key[1]]))
+        model_order.setdefault((trial.model.sha256, trial.model.name), len(model_order))
+        groups.setdefault((trial.device.serial, trial.model.sha256, trial.model.name), []).append(trial)
+    keys = sorted(groups, key=lambda key: (device_order[key[0]], model_order[key[1:]]))
     summaries = [_summary(groups[key]) for key in keys]
-    by_key = {(s.device.serial, s.model_sha256): s for s in summaries}
+    by_key = {(s.device.serial, s.model_sha256, s.model_name): s for s in summaries}
     for summary in summaries:
-        base = by_key.get((summary.device.serial, baseline))
+        base = by_key.get((summary.device.serial, *baseline)) if baseline else None
         if base is None or summary is base:
             continue
         _, base_values, values = pick_common(base.figures, summary.figures)
         summary.ratio = ratio_ci(base_values, values)
-        summary.baseline_sha256 = baseline
+        summary.baseline_sha256 = baseline_sha
     return summaries

@@ -23,14 +23,14 @@ def label(group: HistoryGroup) -> str:
 
 
 def pool_groups(groups: list[HistoryGroup]) -> list[HistoryGroup]:
-    """Merges groups of several runs by (model sha256, device serial) into one sample per pair.
+    """Merges groups of several runs by (model sha256 and name, device serial) into one sample per pair.
 
     ``figure_runs`` keeps which run each trial came from: the CI of a comparison against pooled
     runs resamples runs, not trials (``stats.ratio_ci``), since trials of one run share its day and load.
     """
-    pooled: dict[tuple[str, str], HistoryGroup] = {}
+    pooled: dict[tuple[str, str, str], HistoryGroup] = {}
     for g in groups:
-        key = (g.model_sha256, g.device.serial)
+        key = (g.model_sha256, g.model_name, g.device.serial)
         if key not in pooled:
             pooled[key] = HistoryGroup(
                 run_id=g.run_id,
@@ -74,6 +74,7 @@ def _device_candidates(g: HistoryGroup, others: list[HistoryGroup]) -> list[Hist
 
 def _model_match(g: HistoryGroup, candidates: list[HistoryGroup]) -> tuple[HistoryGroup | None, str]:
     rules: list[tuple[str, Callable[[HistoryGroup], bool]]] = [
+        ("sha256", lambda o: o.model_sha256 == g.model_sha256 and o.model_name == g.model_name),
         ("sha256", lambda o: o.model_sha256 == g.model_sha256),
         ("role", lambda o: g.role is not None and o.role == g.role),
         ("name", lambda o: o.model_name == g.model_name),

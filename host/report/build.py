@@ -167,15 +167,17 @@ def build_report(store: Store, run_id: int) -> RunReport:
     run = store.get_run(run_id)
     trials = store.load_trials(run_id)
     baseline_sha = _baseline(trials)
-    by_group: dict[tuple[str, str], list[Trial]] = {}
+    by_group: dict[tuple[str, str, str], list[Trial]] = {}
     for trial in trials:
-        by_group.setdefault((trial.device.serial, trial.model.sha256), []).append(trial)
+        by_group.setdefault((trial.device.serial, trial.model.sha256, trial.model.name), []).append(trial)
     sections: dict[str, list[ModelRow]] = {}
     devices: dict[str, DeviceFacts] = {}
     for summary in summarize(trials, baseline_sha):
         serial = summary.device.serial
         devices.setdefault(serial, summary.device)
-        sections.setdefault(serial, []).append(_row(summary, by_group[(serial, summary.model_sha256)]))
+        sections.setdefault(serial, []).append(
+            _row(summary, by_group[(serial, summary.model_sha256, summary.model_name)])
+        )
     reports = []
     op_groups = store.op_groups([run.id])
     for serial, rows in sections.items():

@@ -285,6 +285,8 @@ class SqlMeasurement(Base):
     instructions_first: Mapped[int | None] = mapped_column(BigInteger)
     instructions_min: Mapped[int | None] = mapped_column(BigInteger)
     instructions_median: Mapped[int | None] = mapped_column(BigInteger)
+    # the file name this trial benchmarked (an artifact is its bytes; two names can share them); NULL: the artifact's
+    model_name: Mapped[str | None] = mapped_column(String(1024))
     # device state around the trial (DeviceState as JSON)
     state_before: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON)
     state_after: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON)

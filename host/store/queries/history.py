@@ -25,13 +25,8 @@ __all__ = ["HistoryQueries"]
 _HEX = re.compile(r"[0-9a-fA-F]{6,64}")
 
 
-def _model_condition(model: str) -> ColumnElement[bool]:
-    """A model given by file name (with or without .tflite) or by a sha256 prefix (≥ 6 hex digits)."""
-    names = {model, model + ".tflite"} if not model.endswith(".tflite") else {model}
-    options: list[ColumnElement[bool]] = [SqlArtifact.name.in_(names)]
-    if _HEX.fullmatch(model):
-        options.append(SqlArtifact.sha256.startswith(model.lower()))
-    return or_(*options)
+def _names(model: str) -> set[str]:
+    return {model, model + ".tflite"} if not model.endswith(".tflite") else {model}
 
 
 def _device_condition(device: str) -> ColumnElement[bool]:
@@ -45,6 +40,20 @@ class HistoryQueries(StoreCore):
     def _ids(self, s: Any, column: Any, condition: ColumnElement[bool]) -> list[int]:
         return list(s.scalars(select(column).where(condition)))
 
+    def _model_filter(self, s: Any, model: str) -> ColumnElement[bool]:
+        """Trials of ``model``: the file name each benchmarked (trials stored before names were kept
+        per trial: their artifact's name), with or without .tflite, or a sha256 prefix (≥ 6 hex digits)."""
+        names = _names(model)
+        named = self._ids(s, SqlArtifact.id, SqlArtifact.name.in_(names))
+        options: list[ColumnElement[bool]] = [
+            SqlMeasurement.model_name.in_(names),
+            and_(SqlMeasurement.model_name.is_(None), SqlMeasurement.artifact_id.in_(named)),
+        ]
+        if _HEX.fullmatch(model):
+            by_sha = self._ids(s, SqlArtifact.id, SqlArtifact.sha256.startswith(model.lower()))
+            options.append(SqlMeasurement.artifact_id.in_(by_sha))
+        return or_(*options)
+
     def history(self, flt: HistoryFilter) -> list[HistoryGroup]:
         """Groups of trials per (run, model, device), newest run first, at most ``flt.limit`` groups.
 
@@ -53,10 +62,7 @@ class HistoryQueries(StoreCore):
         with self._sessions.session() as s:
             measurement: list[ColumnElement[bool]] = []
             if flt.model is not None:
-                artifact_ids = self._ids(s, SqlArtifact.id, _model_condition(flt.model))
-                if not artifact_ids:
-                    return []
-                measurement.append(SqlMeasurement.artifact_id.in_(artifact_ids))
+                measurement.append(self._model_filter(s, flt.model))
             if flt.device is not None:
                 device_ids = self._ids(s, SqlDevice.id, _device_condition(flt.device))
                 if not device_ids:
@@ -111,6 +117,7 @@ class HistoryQueries(StoreCore):
             m.tool_id,
             m.instructions_median,
             m.error,
+            m.model_name,
         )
         rows: list[Any] = []
         for part in chunks(list(runs)):
@@ -118,19 +125,20 @@ class HistoryQueries(StoreCore):
         artifacts = self._by_id(s, SqlArtifact, {r.artifact_id for r in rows})
         devices = self._by_id(s, SqlDevice, {r.device_id for r in rows})
         tools = self._by_id(s, SqlTool, {r.tool_id for r in rows if r.tool_id is not None})
-        groups: dict[tuple[int, int, int], HistoryGroup] = {}
+        groups: dict[tuple[int, int, int, str], HistoryGroup] = {}
         for r in rows:
-            key = (r.run_id, r.artifact_id, r.device_id)
+            artifact = artifacts[r.artifact_id]
+            name = r.model_name or artifact.name  # one artifact (bytes) may be benchmarked under several names
+            key = (r.run_id, r.artifact_id, r.device_id, name)
             group = groups.get(key)
             if group is None:
-                artifact = artifacts[r.artifact_id]
                 status, started = runs[r.run_id]
                 group = groups[key] = HistoryGroup(
                     run_id=r.run_id,
                     run_status=status,
                     run_started_at=from_db_time(started),
                     model_sha256=artifact.sha256,
-                    model_name=artifact.name,
+                    model_name=name,
                     role=artifact.role,
                     device=devices[r.device_id].to_entity(),
                     trials_ok=0,

@@ -146,6 +146,7 @@ def measurement_row(trial: Trial, run_id: int, run_uid: str, ids: tuple[int, int
         "run_id": run_id,
         "device_id": device_id,
         "artifact_id": artifact_id,
+        "model_name": trial.model.name,
         "tool_id": tool_id,
         "content_hash": trial_hash(run_uid, trial),
         "trial_index": trial.index,
@@ -196,12 +197,18 @@ def _result_from_row(m: SqlMeasurement) -> BenchmarkResult | None:
     return BenchmarkResult(**kwargs)
 
 
+def _model(m: SqlMeasurement) -> ModelFile:
+    """The trial's model: its artifact, under the file name this trial benchmarked."""
+    model = m.artifact.to_entity()
+    return dataclasses.replace(model, name=m.model_name) if m.model_name and m.model_name != model.name else model
+
+
 def trial_from_row(m: SqlMeasurement) -> Trial:
     try:
         return Trial(
             run_id=m.run_id,
             device=m.device.to_entity(),
-            model=m.artifact.to_entity(),
+            model=_model(m),
             tool=m.tool.to_entity() if m.tool else None,
             params=TrialParams(
                 threads=m.threads,

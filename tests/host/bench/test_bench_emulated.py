@@ -23,7 +23,7 @@ from host.cli.main import app
 from host.devices import select_devices
 from host.devices.tools import add_tool
 from host.records import DeviceFacts, Trial, TrialParams
-from host.store import open_store
+from host.store import HistoryFilter, open_store
 
 from ..devices.elf_files import EM_AARCH64, write_elf, write_script
 from ..devices.facts_tree import write_facts_tree
@@ -333,3 +333,19 @@ def test_lab_bench_bad_inputs(adb_server: Any, emulated_device: Any, tmp_path: P
     result = runner.invoke(app, [*base, str(MODELS / "add.tflite"), "--device", emulated_device.serial,
                                  "--binary", str(junk), "--trials", "1"])
     assert result.exit_code == 2 and "1 trial(s) failed: unreadable benchmark_model output" in result.stderr
+
+
+def test_two_files_with_the_same_bytes_keep_both_names(adb_server: Any, emulated_device: Any, tmp_path: Path) -> None:
+    copy = tmp_path / "renamed_add.tflite"
+    shutil.copyfile(MODELS / "add.tflite", copy)
+    out = bench(adb_server, tmp_path, [MODELS / "add.tflite", copy], [emulated_device.serial], trials=2)
+    assert out.exit_code == 0
+    assert [s.model_name for s in out.summaries] == ["add.tflite", "renamed_add.tflite"]
+    assert [s.trials_ok for s in out.summaries] == [2, 2] and out.summaries[1].ratio is not None
+    with open_store(f"sqlite:///{tmp_path / 'lab.db'}") as store:
+        trials = store.load_trials(out.run_id)
+        assert sorted({t.model.name for t in trials}) == ["add.tflite", "renamed_add.tflite"]
+        groups = store.run_groups([out.run_id])
+        assert sorted(g.model_name for g in groups) == ["add.tflite", "renamed_add.tflite"]
+        (only,) = store.history(HistoryFilter(model="renamed_add"))
+        assert only.model_name == "renamed_add.tflite" and only.trials_ok == 2

@@ -196,7 +196,7 @@ CREATE TABLE measurement (
 	result_extra JSON, 
 	nan_fields JSON, 
 	state_before JSON, 
-	state_after JSON, instructions_first BIGINT, instructions_min BIGINT, instructions_median BIGINT, 
+	state_after JSON, instructions_first BIGINT, instructions_min BIGINT, instructions_median BIGINT, model_name VARCHAR(1024), 
 	CONSTRAINT pk_measurement PRIMARY KEY (id), 
 	CONSTRAINT ck_measurement_status CHECK (status IN ('ok', 'failed', 'timeout')), 
 	CONSTRAINT fk_measurement_artifact_id_artifact FOREIGN KEY(artifact_id) REFERENCES artifact (id), 
