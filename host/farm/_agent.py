@@ -199,9 +199,14 @@ class FarmAgent:
         except (LabError, OSError, ValueError, TypeError) as exc:
             self._finish(agent, job, "failed", f"{type(exc).__name__}: {exc}")
             return
-        if outcome.exit_code == 2:
-            reason = "; ".join(outcome.setup_errors.values()) or "every trial failed"
-            self._finish(agent, job, "failed", f"nothing could run: {reason} (run {outcome.run_id})")
+        if outcome.exit_code == 2 and outcome.setup_errors:
+            reason = "; ".join(outcome.setup_errors.values())
+            status = self._store.requeue_elsewhere(agent, job, f"{facts.serial}: {reason} (run {outcome.run_id})")
+            self._log(f"job {job.id}: could not be set up on {facts.serial} ({reason}); "
+                      + ("requeued for another device" if status == "queued" else f"now {status}"))
+            (self.report.failed if status == "failed" else self.report.released).append(job.id)
+        elif outcome.exit_code == 2:
+            self._finish(agent, job, "failed", f"nothing could run: every trial failed (run {outcome.run_id})")
         else:
             note = None if outcome.exit_code == 0 else "some trials failed"
             self._finish(agent, job, "done", note)

@@ -123,6 +123,7 @@ class SqlFarmJob(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)
+    failed_devices: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True))  # set-up failed there: not again
     submitted_at: Mapped[datetime] = mapped_column(DateTime)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 OFFLINE_AFTER_HEARTBEATS = 3  # a device whose agent missed this many heartbeats is offline
+_CLAIM_CANDIDATES = 32  # queued jobs a claim looks at, to pass over those that failed set-up on its device
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class FarmJob:
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    failed_devices: tuple[int, ...] = ()  # devices it could not be set up on; it is not claimed there again
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def _job(job: SqlFarmJob) -> FarmJob:
         device_id=job.device_id,
         run_id=job.run_id,
         error=job.error,
+        failed_devices=tuple(job.failed_devices or ()),
         submitted_at=from_db_time(job.submitted_at),
         started_at=from_db_time(job.started_at) if job.started_at else None,
         finished_at=from_db_time(job.finished_at) if job.finished_at else None,
@@ -373,13 +376,14 @@ class FarmQueries(StoreCore):
             device = s.get(SqlFarmDevice, device_id)
             if device is None:
                 return None
-            job = s.scalar(
+            candidates = s.scalars(
                 select(SqlFarmJob)
                 .where(SqlFarmJob.status == "queued", _matches(device))
                 .order_by(SqlFarmJob.priority.desc(), SqlFarmJob.id)
-                .limit(1)
+                .limit(_CLAIM_CANDIDATES)
                 .with_for_update(skip_locked=True)
-            )
+            ).all()
+            job = next((j for j in candidates if device_id not in (j.failed_devices or ())), None)
             if job is None:
                 return None
             taken = s.execute(
@@ -462,6 +466,43 @@ class FarmQueries(StoreCore):
                     .values(holder=None, lease_until=None)
                 )
             return done.rowcount == 1
+
+    def requeue_elsewhere(self, agent: AgentHandle, job: FarmJob, reason: str) -> str | None:
+        """The job could not be set up on its device: queue it for another matching device (the
+        attempt counts, this device is passed over from now on), or fail it with every device's reason
+        once it has used its attempts. Returns the new status, or None when the job was no longer the agent's.
+        """
+        with self._write_lock, self._sessions.session(write=True) as s:
+            row = s.scalar(
+                select(SqlFarmJob)
+                .where(SqlFarmJob.id == job.id, SqlFarmJob.holder == agent.uid, SqlFarmJob.attempt == job.attempt,
+                       SqlFarmJob.status == "running")
+                .with_for_update()
+            )
+            if row is None:
+                return None
+            failed = [*(row.failed_devices or ()), *([job.device_id] if job.device_id is not None else [])]
+            earlier = row.error if row.failed_devices else None  # the reasons of the devices before this one
+            reasons = " | ".join(r for r in (earlier, f"{agent.name}: {reason}") if r)
+            row.failed_devices = failed
+            row.holder = None
+            row.lease_until = None
+            row.run_id = None
+            row.device_id = None
+            if row.attempt >= row.max_attempts:
+                row.status = "failed"
+                row.finished_at = self._db_now(s)
+                row.error = f"could not be set up on {len(failed)} device(s): {reasons}"
+            else:
+                row.status = "queued"
+                row.error = reasons
+            if job.device_id is not None:
+                s.execute(
+                    update(SqlFarmDevice)
+                    .where(SqlFarmDevice.id == job.device_id, SqlFarmDevice.holder == agent.uid)
+                    .values(holder=None, lease_until=None)
+                )
+            return row.status
 
     def release_device(self, agent: AgentHandle, device_id: int) -> None:
         """Lets go of the agent's claim on a device (after a job it lost to a cancel or a requeue)."""

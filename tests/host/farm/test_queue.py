@@ -198,3 +198,25 @@ def test_skewed_agent_clocks_neither_steal_nor_lose_jobs(store: Store, pg_url: s
         assert [j.status for j in store.list_jobs(ids=[first])] == ["running"]
         states = {d.serial: d.state for d in store.farm_devices()}
         assert states == {"emulator-5554": "busy", "other": "idle"}  # heartbeats stamped by the database too
+
+
+def test_a_job_whose_device_fails_set_up_moves_to_another_device_then_fails_with_every_reason(store: Store) -> None:
+    (job_id,) = store.submit_jobs([JobSpec(models=MODEL, params={}, trials=1, device_model="Pixel 7", max_attempts=2)])
+    broken_agent, (broken,) = _agent(store, "broken")
+    other_agent, (other,) = _agent(store, "other", [{**FACTS, "serial": "second"}])
+    first = store.claim_job(broken_agent, broken, lease_s=60)
+    assert first is not None
+    assert store.requeue_elsewhere(broken_agent, first, "no benchmark_model for armeabi-v7a") == "queued"
+    (job,) = store.list_jobs()
+    assert (job.status, job.attempt, job.failed_devices) == ("queued", 1, (broken,))  # the attempt counts
+    assert "broken: no benchmark_model for armeabi-v7a" in (job.error or "")
+    assert store.claim_job(broken_agent, broken, lease_s=60) is None  # not on the device it failed on
+    second = store.claim_job(other_agent, other, lease_s=60)
+    assert second is not None and second.id == job_id and second.attempt == 2
+    assert store.requeue_elsewhere(other_agent, second, "device full") == "failed"
+    (job,) = store.list_jobs()
+    assert job.status == "failed" and job.error is not None
+    assert job.error.startswith("could not be set up on 2 device(s):")
+    assert "broken: no benchmark_model" in job.error and "other: device full" in job.error
+    assert store.requeue_elsewhere(other_agent, second, "again") is None  # no longer the agent's
+    assert {d.serial: d.state for d in store.farm_devices()} == {"emulator-5554": "idle", "second": "idle"}

@@ -123,7 +123,7 @@ CREATE TABLE farm_job (
 	error TEXT, 
 	submitted_at DATETIME NOT NULL, 
 	started_at DATETIME, 
-	finished_at DATETIME, 
+	finished_at DATETIME, failed_devices JSON, 
 	CONSTRAINT pk_farm_job PRIMARY KEY (id), 
 	CONSTRAINT ck_farm_job_status CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')), 
 	CONSTRAINT fk_farm_job_device_id_farm_device FOREIGN KEY(device_id) REFERENCES farm_device (id) ON DELETE SET NULL, 
