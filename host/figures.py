@@ -2,19 +2,25 @@
 
 A trial (one benchmark_model invocation) prints several summaries of its measured invokes: the
 average, the fastest, and (recent versions) the 5th percentile, median and 95th percentile. The
-lab's *headline* is the trial's **median invoke**: measured across independent sessions on a
-shared 2-core machine whose load changed between sessions (benchmarks/check_error_rates.py,
-docs/BENCHMARKS.md), the median of trial averages swung 7–22% while the median invoke stayed
-within a few percent — it still describes a typical inference, which the 5th percentile (even
-steadier) does not. A model's latency on a device is the median of its trials' headline figures,
-with a bootstrap CI; ratios, `lab compare` and `lab check` use the same values.
+lab's *headline* is the trial's **p5 invoke**, chosen by measurement across 220 independent
+sessions (a fresh emulated device and `lab bench` each) on a shared 2-core machine whose load
+changed between sessions (benchmarks/check_error_rates.py, docs/BENCHMARKS.md): across sessions the
+median of trial averages varied by 32% (CV), the median invoke by 1.8%, the p5 invoke by 0.7%.
+Load only ever adds time, so the low percentile is what the model costs when nothing interferes:
+it sat within 1% of the median invoke (477 vs 481 µs), so it still describes a typical inference,
+and only with it did the gate reach its targets (no false alarm in 108 session pairs, 95% of 5%
+slowdowns caught). A model's latency on a device is the median of its trials' p5 with a bootstrap
+CI; ratios, `lab compare` and `lab check` use the same values.
 
 Older benchmark_model versions print no percentiles: such trials fall back along
-``HEADLINE_CHAIN`` and every table names the statistic it actually used, per row.
+``HEADLINE_CHAIN`` (the fastest invoke, then the average) and every table names the statistic it
+actually used, per row.
 
-The tail (the trial's p95 invoke) is gated too, by a second test: a stall that spares the typical
-invoke shows there. A trial whose average exceeds its median by more than ``DISTURBED_RATIO`` had
-slow invokes (preemption, stalls, throttling): it is flagged and counted, never hidden.
+The median invoke (``TYPICAL``) is gated too, with a wider threshold: a slowdown that spares the
+fastest invokes (stalls in most invokes, late throttling, a slow core half the time) moves it. The
+p95 invoke (``TAIL``) is shown; on a shared machine it moves with the load (CV 100% across sessions),
+so gating on it is opt-in. A trial whose average exceeds its median by more than ``DISTURBED_RATIO``
+had slow invokes (preemption, stalls, throttling): it is flagged and counted, never hidden.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ __all__ = [
     "TrialFigures",
     "HEADLINE",
     "HEADLINE_CHAIN",
+    "TYPICAL",
     "TAIL",
     "DISTURBED_RATIO",
     "LABELS",
@@ -42,9 +49,10 @@ __all__ = [
 
 Statistic = Literal["median", "avg", "p5", "p95", "min"]
 
-HEADLINE: Statistic = "median"
-HEADLINE_CHAIN: tuple[Statistic, ...] = ("median", "avg")
+HEADLINE: Statistic = "p5"
+HEADLINE_CHAIN: tuple[Statistic, ...] = ("p5", "min", "avg")
 """The headline, then what a trial without percentiles (benchmark_model before 2.18) offers instead."""
+TYPICAL: Statistic = "median"
 TAIL: Statistic = "p95"
 DISTURBED_RATIO = 1.10
 

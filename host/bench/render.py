@@ -68,7 +68,7 @@ def _latency_header(summaries: Sequence[Summary]) -> str:
 
 def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Table:
     """One row per model × device: the median over trials of each trial's headline figure
-    (``host.figures``, named in the header) with its 95% bootstrap CI, the p95 invoke, trials
+    (``host.figures``, named in the header) with its 95% bootstrap CI, the median and p95 invoke, trials
     flagged as disturbed, and the ratio to the first model with its CI. The devices' facts are
     the caption."""
     devices: dict[str, DeviceFacts] = {}
@@ -80,7 +80,7 @@ def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Tab
     table = Table(title=title, caption="\n".join(escape(_device_label(d)) for d in devices.values()), caption_justify="left")
     mixed = len({s.statistic for s in summaries if s.latency_us is not None}) > 1
     columns = [("model", "left"), ("ok/fail", "right"), (_latency_header(summaries), "right"),
-               ("p95 invoke µs", "right"), ("disturbed", "right"), ("init ms", "right"), ("peak MB", "right"),
+               ("median invoke µs", "right"), ("p95 invoke µs", "right"), ("disturbed", "right"), ("init ms", "right"), ("peak MB", "right"),
                ("ratio [95% CI]", "right")]
     counted = any(s.instructions is not None for s in summaries)
     if counted:
@@ -104,6 +104,7 @@ def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Tab
             escape(model),
             f"{s.trials_ok}/{s.trials_failed}",
             latency,
+            _us(s.typical_us),
             _us(s.tail_us),
             f"{s.disturbed}/{s.trials_ok}" if s.trials_ok else "—",
             f"{s.init_us / 1000:.1f}" if s.init_us is not None else "—",
@@ -171,6 +172,7 @@ def _summary_json(s: Summary) -> dict[str, Any]:
         "latency_us": to_jsonable(s.latency_us),
         "ci_trials": s.trials_ok,
         "ci_valid": s.trials_ok >= MIN_TRIALS_FOR_CI,
+        "median_invoke_us": s.typical_us,
         "p95_us": s.tail_us,
         "min_us": s.min_us,
         "disturbed_trials": s.disturbed,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from host.bench.stats import Estimate, clean, median_ci, ratio_ci
-from host.figures import TAIL, TrialFigures, disturbed, figures_of, pick, pick_common
+from host.figures import TAIL, TYPICAL, TrialFigures, disturbed, figures_of, pick, pick_common
 from host.records import DeviceFacts, Trial
 
 __all__ = ["Summary", "summarize", "trial_figures", "trial_peak_memory_mb", "MIN_TRIALS_FOR_CI"]
@@ -30,8 +30,9 @@ class Summary:
     device: DeviceFacts
     trials_ok: int
     trials_failed: int
-    statistic: str  # the per-trial figure behind latency_us: "median" (the headline) or a fallback
+    statistic: str  # the per-trial figure behind latency_us: "p5" (the headline) or a fallback
     latency_us: Estimate | None  # median over ok trials of ``statistic``, with its bootstrap CI
+    typical_us: float | None  # median over ok trials of their median invoke
     tail_us: float | None  # median over ok trials of their p95 invoke
     min_us: float | None
     init_us: float | None  # median of the trials' init times
@@ -87,6 +88,7 @@ def _summary(trials: list[Trial]) -> Summary:
         trials_failed=len(trials) - len(ok),
         statistic=statistic,
         latency_us=median_ci(values),
+        typical_us=_median(clean([f.get(TYPICAL) for f in figures])),
         tail_us=_median(clean([f.get(TAIL) for f in figures])),
         min_us=min(mins) if mins else None,
         init_us=_median(clean([f.init_us for f in figures])),

@@ -22,8 +22,8 @@ def compare(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Both latencies (median invoke), their ratio B/A with a 95% CI, and faster / slower / no change
-    (Welch's t on log values, Holm-adjusted over the rows, and a change beyond ±5%: lab check's latency test).
+    """Both latencies (p5 invoke), their ratio B/A with a 95% CI, and faster / slower / no change
+    (a trimmed t-test on log values, Holm-adjusted over the rows, and a change beyond ±3%: lab check's latency test).
 
     Exit codes: 0 compared, 2 nothing in common between the two runs (both sides named).
 

@@ -96,7 +96,7 @@ def speedup(value: Estimate | None, n: int | None = None) -> str:
 
 
 def latency_header(statistics: Iterable[str]) -> str:
-    """``latency (median invoke)``: the column names the per-trial statistic, or says rows differ."""
+    """``latency (p5 invoke)``: the column names the per-trial statistic, or says rows differ."""
     names = set(statistics) or {HEADLINE}
     return f"latency ({label(names.pop())})" if len(names) == 1 else "latency (statistic per row)"
 

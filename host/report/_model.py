@@ -37,6 +37,7 @@ class ModelRow:
     trials_failed: int
     statistic: str
     latency_us: Estimate | None
+    typical_us: float | None  # median over trials of their median invoke
     tail_us: float | None  # median over trials of their p95 invoke
     disturbed: int  # trials whose slow invokes dragged their average (host.figures.disturbed)
     min_us: float | None
@@ -107,7 +108,7 @@ class ComparisonRow:
     model_name: str
     device_serial: str
     device_kind: str
-    statistic: str  # per-trial figure compared: the headline ("median"), or "avg" for older outputs
+    statistic: str  # per-trial figure compared: the headline ("p5"), or "min"/"avg" for older outputs
     median_a_us: Estimate | None  # median over A's trials of that figure
     median_b_us: Estimate | None
     ratio: Estimate | None  # median(B) / median(A)
@@ -125,14 +126,15 @@ class RunComparison:
     unmatched: list[str]  # groups present in one run only, or not comparable (device kinds differ)
 
 
-CheckTest = Literal["latency", "tail", "init", "memory", "instructions", "presence"]
+CheckTest = Literal["latency", "typical", "tail", "init", "memory", "instructions", "presence"]
 CheckOutcome = Literal["ok", "regression", "missing", "failed"]
 
 
 @dataclass(frozen=True)
 class CheckRow:
-    """One test of one model × device. ``latency`` tests the headline per-trial figure, ``tail`` the
-    p95 invoke, ``init``/``memory`` the init time and peak memory (when gated), ``instructions``
+    """One test of one model × device. ``latency`` tests the headline per-trial figure (p5 invoke),
+    ``typical`` the median invoke, ``tail`` the p95 invoke and ``init``/``memory`` the init time and
+    peak memory (when gated), ``instructions``
     the QEMU counts; ``presence`` says a baseline model failed every trial or is gone from the
     candidate."""
 
@@ -141,7 +143,7 @@ class CheckRow:
     device_kind: str
     metric: str  # "time" or "instructions"
     test: CheckTest
-    statistic: str  # per-trial figure compared: "median", "avg", "p95", "init", "memory", "instructions", or "—"
+    statistic: str  # per-trial figure compared: "p5", "min", "avg", "median", "p95", "init", "memory", "instructions", or "—"
     baseline: float | None
     candidate: float | None
     ratio: Estimate | None

@@ -88,6 +88,7 @@ def _row(summary: Summary, trials: list[Trial]) -> ModelRow:
         trials_failed=summary.trials_failed,
         statistic=summary.statistic,
         latency_us=summary.latency_us,
+        typical_us=summary.typical_us,
         tail_us=summary.tail_us,
         disturbed=summary.disturbed,
         min_us=summary.min_us,
@@ -127,7 +128,7 @@ def _section_notes(
             notes.append(
                 f"{row.model_name}: {row.disturbed} of {row.trials_ok} trials disturbed (their average exceeds "
                 f"their median invoke by more than {DISTURBED_RATIO - 1:.0%}: slow invokes from load or stalls); "
-                "the median invoke is robust to them, the average is not"
+                "the p5 invoke is robust to them, the average is not"
             )
         if row.speedup is not None and row.speedup.contains(1.0) and row.trials_ok >= MIN_TRIALS_FOR_CI:
             notes.append(

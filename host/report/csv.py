@@ -43,6 +43,7 @@ def report_records(report: RunReport) -> list[dict[str, Any]]:
                     "statistic": r.statistic,
                     **_est("latency_us", r.latency_us),
                     **_est("speedup", r.speedup),
+                    "median_invoke_us": r.typical_us,
                     "p95_us": r.tail_us,
                     "disturbed_trials": r.disturbed,
                     "min_us": r.min_us,

@@ -61,7 +61,7 @@ def render(report: RunReport) -> str:
     ]
     if report.baseline_name:
         body.append(
-            f"<p>Speed-up = latency({escape(report.baseline_name)}) / latency(model); latency = median over trials of each trial's median invoke (the statistic is named in each table). Brackets: 95% bootstrap CI.</p>"
+            f"<p>Speed-up = latency({escape(report.baseline_name)}) / latency(model); latency = median over trials of each trial's p5 invoke (the statistic is named in each table). Brackets: 95% bootstrap CI.</p>"
         )
     body += _section(report)
     body += [f'<p class="note">{escape(note)}</p>' for note in report.notes]

@@ -45,7 +45,7 @@ def render(report: RunReport) -> str:
         "",
     ]
     if report.baseline_name:
-        lines += [f"Speed-up = latency(`{report.baseline_name}`) / latency(model); latency = median over trials of each trial's median invoke (each table names its statistic). Brackets: 95% bootstrap CI.", ""]
+        lines += [f"Speed-up = latency(`{report.baseline_name}`) / latency(model); latency = median over trials of each trial's p5 invoke (each table names its statistic). Brackets: 95% bootstrap CI.", ""]
     lines += table_lines(report)
     lines += [f"> **Note:** {_cell(note)}" for note in report.notes]
     return "\n".join(lines).rstrip() + "\n"

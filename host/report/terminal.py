@@ -135,8 +135,8 @@ def render_comparison(cmp: RunComparison, console: Console) -> None:
     for item in cmp.unmatched:
         console.print(f"  [yellow]not compared:[/] {escape(item)}")
     console.print(
-        "[dim]medians over trials of each trial's figure (median invoke: the lab's headline statistic); "
-        "no change = not shown to differ (Welch t on log values, Holm-adjusted p < 0.05, and a change beyond ±5%)[/]"
+        "[dim]medians over trials of each trial's figure (p5 invoke: the lab's headline statistic); "
+        "no change = not shown to differ (trimmed t-test on log values, Holm-adjusted p < 0.05, and a change beyond ±3%)[/]"
     )
 
 

@@ -310,7 +310,7 @@ def test_lab_bench_json(adb_server: Any, emulated_device: Any, tmp_path: Path) -
     add, conv = doc["results"]
     assert add["model"]["name"] == "add.tflite" and add["ratio"] is None
     assert set(conv["ratio"]) == {"value", "low", "high"} and conv["baseline_sha256"] == add["model"]["sha256"]
-    assert set(add["latency_us"]) == {"value", "low", "high"} and add["statistic"] == "median" and add["device"]["kind"] == "emulated"
+    assert set(add["latency_us"]) == {"value", "low", "high"} and add["statistic"] == "p5" and add["device"]["kind"] == "emulated"
     assert doc["tools"][emulated_device.serial]["builtin"] is True
     with open_store(f"sqlite:///{tmp_path / 'lab.db'}") as store:
         assert store.get_run(doc["run_id"]).status == "ok"

@@ -47,7 +47,7 @@ def test_history_table_json_csv_and_plot(runner: CliRunner, db_url: str, store: 
     rows = json.loads(lab(runner, db_url, "history", "--json", "--device", "Pixel 7").stdout)
     assert len(rows) == 4 and {r["device_serial"] for r in rows} == {"1A2B3C4D5E"}
     assert [r["run_id"] for r in rows] == [2, 2, 1, 1]
-    assert set(rows[0]["latency_us"]) == {"value", "low", "high"} and rows[0]["statistic"] == "median"
+    assert set(rows[0]["latency_us"]) == {"value", "low", "high"} and rows[0]["statistic"] == "p5"
     assert rows[0]["trials_ok"] == 5 and rows[0]["threads"] == [1] and rows[0]["xnnpack"] == [True]
     parsed = list(csv.DictReader(io.StringIO(lab(runner, db_url, "history", "--csv", "--limit", "3").stdout)))
     assert len(parsed) == 3 and float(parsed[0]["latency_us_low"]) <= float(parsed[0]["latency_us"])
@@ -126,7 +126,7 @@ def test_check_exits_1_on_an_injected_slowdown_and_0_on_an_a_a_pair(runner: CliR
     data = json.loads(lab(runner, db_url, "check", "--json", "--baseline", "last:2").stdout)
     assert data["exit_code"] == 1 and len(data["baselines"]) == 2
     assert all(r["regression"] for r in data["rows"] if r["test"] == "latency")
-    relaxed = lab(runner, db_url, "check", "--max-regression", "15%")
+    relaxed = lab(runner, db_url, "check", "--max-regression", "15%", "--max-median-regression", "15%")
     assert relaxed.exit_code == 0
     assert lab(runner, db_url, "check", "--run", "2", "--baseline", "1").exit_code == 0
 
@@ -192,7 +192,7 @@ def test_check_of_a_run_that_failed_entirely_exits_1_with_the_reason(runner: Cli
     assert "gate failed (failed)" in result.output and "no successful trial in the candidate" in result.output
     data = json.loads(lab(runner, db_url, "check", "--json").stdout)
     assert data["exit_code"] == 1 and {r["outcome"] for r in data["rows"]} == {"failed"}
-    assert all(r["regression"] for r in data["rows"]) and data["headline"] == "median"
+    assert all(r["regression"] for r in data["rows"]) and data["headline"] == "p5"
 
 
 # report ----------------------------------------------------------------------------------------

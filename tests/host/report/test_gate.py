@@ -31,16 +31,18 @@ def _group(figures: list[TrialFigures]) -> HistoryGroup:
     )
 
 
-def test_gate_values_use_the_median_invoke_else_the_average_on_both_sides() -> None:
-    full = _group([TrialFigures(avg_us=10.0, median_us=9.0), TrialFigures(avg_us=11.0, median_us=9.5)])
-    old = _group([TrialFigures(avg_us=10.0), TrialFigures(avg_us=12.0)])  # no percentiles printed
-    assert gate_values(full, full) == ("median", [9.0, 9.5], [9.0, 9.5])
-    assert gate_values(full, old) == ("avg", [10.0, 11.0], [10.0, 12.0])  # one statistic for both sides
+def test_gate_values_use_the_p5_invoke_else_the_fastest_else_the_average_on_both_sides() -> None:
+    full = _group([TrialFigures(avg_us=10.0, p5_us=8.5, min_us=8.0), TrialFigures(avg_us=11.0, p5_us=9.0, min_us=8.2)])
+    old = _group([TrialFigures(avg_us=10.0, min_us=7.9), TrialFigures(avg_us=12.0, min_us=8.1)])  # no percentiles
+    averages = _group([TrialFigures(avg_us=10.0), TrialFigures(avg_us=12.0)])
+    assert gate_values(full, full) == ("p5", [8.5, 9.0], [8.5, 9.0])
+    assert gate_values(full, old) == ("min", [8.0, 8.2], [7.9, 8.1])  # one statistic for both sides
+    assert gate_values(full, averages) == ("avg", [10.0, 11.0], [10.0, 12.0])
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_a_busy_machine_neither_hides_a_slowdown_nor_raises_a_false_alarm(store: Store, seed: int) -> None:
-    """5% of invokes preempted (2-10x longer): trial averages scatter, median invokes do not."""
+    """5% of invokes preempted (2-10x longer): trial averages scatter, p5 invokes do not."""
     devices = (emulated_device(),)
     base = add_synthetic_run(store, devices=devices, seed=10 * seed, noise=0.02, preempt_rate=0.05)
     same = add_synthetic_run(store, devices=devices, seed=10 * seed + 1, noise=0.02, preempt_rate=0.05)
@@ -49,13 +51,13 @@ def test_a_busy_machine_neither_hides_a_slowdown_nor_raises_a_false_alarm(store:
     result = check_run(store, run_id=slow, baseline=str(base))
     assert result.exit_code == 1
     latency = [r for r in result.rows if r.test == "latency"]
-    assert {r.statistic for r in latency} == {"median"} and all(r.outcome == "regression" for r in latency)
+    assert {r.statistic for r in latency} == {"p5"} and all(r.outcome == "regression" for r in latency)
     comparison = compare_runs(store, base, slow)
-    assert {r.verdict for r in comparison.rows} == {"slower"} and {r.statistic for r in comparison.rows} == {"median"}
+    assert {r.verdict for r in comparison.rows} == {"slower"} and {r.statistic for r in comparison.rows} == {"p5"}
 
 
-def test_trials_without_percentiles_are_judged_on_their_average_labelled_so(store: Store) -> None:
-    """benchmark_model before 2.18 prints no percentiles: the gate falls back to the average, and says so."""
+def test_trials_without_percentiles_are_judged_on_their_fastest_invoke_labelled_so(store: Store) -> None:
+    """benchmark_model before 2.18 prints no percentiles: the gate falls back to the fastest invoke, and says so."""
     base = add_synthetic_run(store, devices=(phone(),), seed=1)
     slow = add_synthetic_run(store, devices=(phone(),), seed=2, slowdown=1.2)
     for run_id in (base, slow):
@@ -69,8 +71,8 @@ def test_trials_without_percentiles_are_judged_on_their_average_labelled_so(stor
         store.finish_run(copy, "ok")
     result = check_run(store, run_id=slow + 2, baseline=str(base + 2))
     assert result.exit_code == 1
-    assert {r.statistic for r in result.rows if r.test == "latency"} == {"avg"}
-    assert any("tail not tested" in reason for reason in result.reasons)
+    assert {r.statistic for r in result.rows if r.test == "latency"} == {"min"}
+    assert any("typical not tested" in reason for reason in result.reasons)
     assert np.isfinite([r.baseline for r in result.rows]).all()
 
 
@@ -121,31 +123,35 @@ def test_holm_controls_the_family_and_is_stated(store: Store) -> None:
     slow = add_synthetic_run(store, seed=2, slowdown=1.2)
     result = check_run(store, run_id=slow, baseline=str(base))
     tested = [r for r in result.rows if r.p_value is not None]
-    assert len(tested) == 8  # 2 models × 2 devices × (latency, tail)
+    assert len(tested) == 8  # 2 models × 2 devices × (latency, typical)
     assert "Holm over 8 test(s)" in result.family
     assert all(r.p_adjusted is not None and r.p_adjusted >= r.p_value for r in tested)
     assert result.exit_code == 1
 
 
-def test_a_stall_that_spares_the_median_is_caught_by_the_tail_test(store: Store) -> None:
+def test_a_slowdown_that_spares_the_fastest_invokes_is_caught_by_the_median_test(store: Store) -> None:
+    """Stalls in most invokes (a slow core, late throttling): the p5 barely moves, the median does."""
     devices = (phone(),)
     dense, _ = guide_models()
     base = add_synthetic_run(store, devices=devices, models=(dense,), seed=1, noise=0.02, trials=8)
-    stalls = add_synthetic_run(store, devices=devices, models=(dense,), seed=2, noise=0.02, trials=8, preempt_rate=0.2)
+    stalls = add_synthetic_run(store, devices=devices, models=(dense,), seed=2, noise=0.02, trials=8, preempt_rate=0.6)
     result = check_run(store, run_id=stalls, baseline=str(base))
     by_test = {r.test: r for r in result.rows}
-    assert by_test["latency"].outcome == "ok"  # the typical invoke barely moved
-    assert by_test["tail"].outcome == "regression" and by_test["tail"].statistic == "p95"
+    assert by_test["latency"].outcome == "ok" and by_test["latency"].statistic == "p5"  # the fastest invokes held
+    assert by_test["typical"].outcome == "regression" and by_test["typical"].statistic == "median"
     assert result.exit_code == 1
+    assert "tail" not in by_test  # the p95 is gated only when asked
+    tail = check_run(store, run_id=stalls, baseline=str(base), max_tail_regression=0.5)
+    assert {r.test: r.outcome for r in tail.rows}["tail"] == "regression"
 
 
 def test_init_and_memory_are_gated_only_when_asked(store: Store) -> None:
     base = add_synthetic_run(store, devices=(phone(),), seed=1)
     same = add_synthetic_run(store, devices=(phone(),), seed=2)
     plain = check_run(store, run_id=same, baseline=str(base))
-    assert {r.test for r in plain.rows} == {"latency", "tail"}
+    assert {r.test for r in plain.rows} == {"latency", "typical"}
     gated = check_run(store, run_id=same, baseline=str(base), max_init_regression=0.5, max_memory_regression=0.1)
-    assert {r.test for r in gated.rows} == {"latency", "tail", "init", "memory"}
+    assert {r.test for r in gated.rows} == {"latency", "typical", "init", "memory"}
     assert gated.exit_code == 0
     memory = [r for r in gated.rows if r.test == "memory"]
     assert all(r.statistic == "memory" and r.baseline == pytest.approx(47.7) for r in memory)

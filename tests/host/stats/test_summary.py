@@ -44,10 +44,11 @@ def test_summarize_groups_by_device_and_model_in_order_of_appearance() -> None:
 def test_summarize_statistics_follow_the_trials() -> None:
     trials, _ = _trials({("emu", "dense"): 100.0}, n=3)
     (summary,) = summarize(trials)
-    medians = [t.result.runs.median_us for t in trials]
-    assert summary.statistic == "median"
-    assert summary.latency_us is not None and summary.latency_us.value == pytest.approx(sorted(medians)[1])
-    assert summary.values_us == medians
+    p5s = [t.result.runs.p5_us for t in trials]
+    assert summary.statistic == "p5"
+    assert summary.latency_us is not None and summary.latency_us.value == pytest.approx(sorted(p5s)[1])
+    assert summary.values_us == p5s
+    assert summary.typical_us == pytest.approx(sorted(t.result.runs.median_us for t in trials)[1])
     assert summary.tail_us == pytest.approx(sorted(t.result.runs.p95_us for t in trials)[1])
     assert summary.min_us == min(t.result.runs.min_us for t in trials)
     assert summary.init_us == pytest.approx(sorted(t.result.init_us for t in trials)[1])
@@ -63,16 +64,16 @@ def test_failed_trials_are_counted_with_their_errors_and_no_latency() -> None:
     assert trial_figures(failed).median_us is None
 
 
-def test_trials_without_percentiles_fall_back_to_the_average_and_say_so() -> None:
+def test_trials_without_percentiles_fall_back_to_the_fastest_invoke_and_say_so() -> None:
     trials, _ = _trials({("emu", "dense"): 100.0}, n=4)
     old = [dataclasses.replace(t, result=dataclasses.replace(
         t.result, runs=dataclasses.replace(t.result.runs, p5_us=None, median_us=None, p95_us=None))) for t in trials]
     (summary,) = summarize(old)
-    assert summary.statistic == "avg"
-    assert summary.values_us == [t.result.runs.avg_us for t in trials]
-    assert summary.tail_us is None
+    assert summary.statistic == "min"
+    assert summary.values_us == [t.result.runs.min_us for t in trials]
+    assert summary.tail_us is None and summary.typical_us is None
     mixed = summarize([*trials[:2], *old[2:]])[0]
-    assert mixed.statistic == "avg"  # one statistic per row: the one every trial has
+    assert mixed.statistic == "min"  # one statistic per row: the one every trial has
 
 
 def test_a_trial_dragged_by_slow_invokes_is_flagged_disturbed_not_dropped() -> None:
