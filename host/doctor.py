@@ -66,6 +66,51 @@ def _litert_checks(home: Path, db_url: str) -> list[Check]:
     ]
 
 
+def _arm64_checks(home: Path, db_url: str) -> list[Check]:
+    """The arm64 emulated device: prepared (where, size, counts) or what is missing and the command that prepares it."""
+    from device_agent.errors import AgentError
+    from device_agent.qemu import default_dest
+    from device_agent.qemu.plugin import find_compiler
+    from device_agent.qemu.seal import check as seal_check
+    from device_agent.qemu.userland import HOST, ROOTFS, SITE_PACKAGES_DIR, require_userland
+
+    dest = default_dest()
+    prepare = "lab emulator prepare --arch arm64  (no root; downloads about 95 MB, 230 MB on disk; lab run does it on first use)"
+    compiler = find_compiler()
+    checks = [
+        Check("emulator", "C compiler", "ok", f"{compiler[0]} (builds the QEMU instruction-counting plugin)")
+        if compiler
+        else Check("emulator", "C compiler", "warning", "none on PATH: the arm64 emulated device runs but counts no instructions",
+                   "apt-get install -y gcc (or set CC), then lab emulator prepare --arch arm64")
+    ]
+    try:
+        userland = require_userland(dest)
+    except AgentError as exc:
+        detail = str(exc).split(": prepare it with")[0]
+        return [Check("emulator", "arm64 emulated device", "warning", f"not prepared: {detail}", prepare), *checks]
+    info = userland.info
+    if userland.format >= 2:
+        damaged = next((p for p in (seal_check(dest / part) for part in (ROOTFS, SITE_PACKAGES_DIR, HOST)) if p), None)
+        if damaged:
+            return [Check("emulator", "arm64 emulated device", "warning", f"damaged in {dest}: {damaged}",
+                          "lab emulator prepare --arch arm64  (makes the damaged part again)"), *checks]
+        made = "rootless"
+    else:
+        made = "made by root with debootstrap; uses the system's qemu-user"
+    try:
+        counting = userland.counting_unavailable()
+    except AgentError as exc:
+        counting = str(exc)
+    counts = "instruction counts: yes" if counting is None else f"instruction counts unavailable: {counting}"
+    detail = (
+        f"prepared in {dest} ({made}; {info.get('size_mb', '?')} MB; QEMU {info.get('qemu', '?')}, "
+        f"LiteRT {info.get('litert', '?')}, Debian {info.get('suite', '?')}); {counts}"
+    )
+    status: Status = "ok" if counting is None else "warning"
+    fix = None if counting is None else "install a C compiler (apt-get install -y gcc), then lab emulator prepare --arch arm64"
+    return [Check("emulator", "arm64 emulated device", status, detail, fix), *checks]
+
+
 def _adb_checks(home: Path, db_url: str) -> list[Check]:
     import adbutils
 
@@ -162,6 +207,7 @@ CHECKS: tuple[Callable[[Path, str], list[Check]], ...] = (
     _store_checks,
     _build_checks,
     _litert_checks,
+    _arm64_checks,
     _adb_checks,
     _tool_checks,
     _docker_checks,

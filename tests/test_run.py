@@ -33,15 +33,18 @@ def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 
-def test_run_quick_on_an_emulated_device_then_history(lab_process: LabProcess, adb_server: object, lab_home: Path) -> None:
-    # No device is attached to the private adb server: --emulator auto starts one and stops it after.
+def test_run_quick_on_emulated_devices_then_history(lab_process: LabProcess, adb_server: object, lab_home: Path) -> None:
+    # No device is attached to the private adb server: --emulator auto starts the x86_64 emulated
+    # device and the arm64 one (prepared on first use, or left out with the reason) and stops them after.
     result = lab_process(lab_home, "run", *QUICK)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dense.tflite" in result.stdout and "pruned.tflite" in result.stdout
     assert "speed-up" in result.stdout
-    assert "starting an emulated device" in result.stderr
+    assert "starting an emulated x86_64 device" in result.stderr
+    assert "starting an emulated ARM core" in result.stderr or "no emulated ARM core in this run: " in result.stdout
     assert f"stored in sqlite:///{lab_home / 'lab.db'}" in result.stderr
     assert "XNNPACK" in result.stdout  # the honest note: x86 with AVX runs no sparse kernels
+    assert "finding: On this x86 CPU the pruned model" in result.stdout
 
     history = lab_process(lab_home, "history", "--json")
     assert history.returncode == 0, history.stderr
@@ -56,11 +59,12 @@ def test_run_quick_on_an_emulated_device_then_history(lab_process: LabProcess, a
 
 
 def test_run_json_reuses_the_cached_build(lab_process: LabProcess, adb_server: object, lab_home: Path) -> None:
-    lab_process(lab_home, "run", *QUICK)  # builds, unless an earlier test in this module did
-    result = lab_process(lab_home, "run", *QUICK, "--json")
+    lab_process(lab_home, "run", *QUICK, "--emulator", "x86")  # builds, unless an earlier test in this module did
+    result = lab_process(lab_home, "run", *QUICK, "--emulator", "x86", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(result.stdout)
     assert document["build"]["cached"] is True
+    assert len(document["emulated_devices_started"]) == 1 and document["notes"] == []
     results = document["bench"]["results"]
     assert {r["model"]["role"] for r in results} == {"dense", "pruned"}
     assert all(r["trials_ok"] == 2 for r in results)
@@ -70,6 +74,27 @@ def test_no_device_and_emulator_never_is_a_usage_error(adb_server: object, lab_h
     result = CliRunner().invoke(app, ["--home", str(lab_home), "run", *QUICK, "--emulator", "never"])
     assert result.exit_code == 2
     assert "no device attached and --emulator never" in result.output
+
+
+def test_always_is_the_old_name_of_x86(lab_process: LabProcess, adb_server: object, lab_home: Path) -> None:
+    result = lab_process(lab_home, "run", *QUICK, "--emulator", "always", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "note: --emulator always is now --emulator x86" in result.stderr
+    devices = json.loads(result.stdout)["report"]["devices"]
+    assert [(d["device"]["abis"][0], d["device"]["emulation"]) for d in devices] == [("x86_64", "native")]
+
+
+def test_both_without_a_mirror_is_a_config_error_naming_it(adb_server: object, lab_home: Path, tmp_path: Path, monkeypatch) -> None:
+    import socket
+
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        mirror = f"http://127.0.0.1:{closed.getsockname()[1]}/debian"
+        monkeypatch.setenv("LAB_DEBIAN_MIRROR", mirror)
+        monkeypatch.setenv("LAB_QEMU_CACHE", str(tmp_path / "empty-cache"))
+        result = CliRunner().invoke(app, ["--home", str(lab_home), "run", *QUICK, "--emulator", "both"])
+    assert result.exit_code == 2, result.output
+    assert f"the emulated ARM core cannot be prepared: the Debian mirror {mirror} cannot be used (" in result.output
 
 
 def test_unknown_device_is_refused(adb_server: object, lab_home: Path) -> None:

@@ -10,7 +10,7 @@ API (stdlib only at import)::
 
     from device_agent.qemu import prepare, find_userland, MissingUserlandError
 
-    userland = prepare(Path(dir), progress=print)      # idempotent; cached in dir (≈ 400 MB, ≈ 40 s)
+    userland = prepare(Path(dir), progress=print)      # idempotent, no root; cached in dir (≈ 95 MB download, ≈ 330 MB)
     userland = find_userland(Path(dir))                 # None when not prepared
     userland = require_userland(Path(dir))              # or MissingUserlandError with the prepare command
     argv, env = userland.bench_command(["--graph=/abs/m.tflite", "--num_runs=50"], cpu="neoverse-n1")
@@ -24,8 +24,9 @@ thread (the runner's default); with ``--num_threads`` above 1 they include the w
 With ``--enable_op_profiling=true`` the plugin also counts per translated block, and the runner
 prints per-kernel instruction counts (``Instructions per kernel (…)``: the functions of LiteRT's
 library, found in its ELF symbol table, see ``kernels``). See ``userland`` for the folder's
-layout and the returned environment, ``bootstrap`` for the preparation steps, ``counter`` and
-``insn_count.c`` for how regions are counted.
+layout and the returned environment, ``bootstrap`` for the preparation steps (no root: Debian
+packages from the mirror's index, see ``debian``; parts sealed with checksums, see ``seal``),
+``counter`` and ``insn_count.c`` for how regions are counted.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ _EXPORTS = {
     "CpuModel": "cpus",
     "MissingToolError": "errors",
     "MissingUserlandError": "errors",
+    "MirrorError": "errors",
+    "NoSpaceError": "errors",
     "PrepareError": "errors",
     "QemuError": "errors",
     "Userland": "userland",
@@ -56,7 +59,14 @@ if TYPE_CHECKING:
     from device_agent.qemu.bootstrap import prepare
     from device_agent.qemu.cli import main
     from device_agent.qemu.cpus import CPUS, DEFAULT_CPU, CpuModel
-    from device_agent.qemu.errors import MissingToolError, MissingUserlandError, PrepareError, QemuError
+    from device_agent.qemu.errors import (
+        MirrorError,
+        MissingToolError,
+        MissingUserlandError,
+        NoSpaceError,
+        PrepareError,
+        QemuError,
+    )
     from device_agent.qemu.userland import Userland, default_dest, find_userland, require_userland
 
 

@@ -1,6 +1,6 @@
 """``python -m device_agent qemu {prepare,bench,info}``: the arm64 userland from the command line.
 
-    python -m device_agent qemu prepare [DIR]
+    python -m device_agent qemu prepare [DIR] [--mirror URL]
     python -m device_agent qemu bench [--dir DIR] [--cpu CPU] [--no-count] -- --graph=m.tflite [FLAGS...]
     python -m device_agent qemu info [DIR]
 
@@ -32,9 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     dest_help = "the userland's folder (default: $LAB_QEMU_CACHE or ~/.cache/lab/qemu-arm64)"
-    prep = commands.add_parser("prepare", help="build the userland (idempotent; needs root and Debian's qemu-user)")
+    prep = commands.add_parser(
+        "prepare", help="build the userland (idempotent; no root: Debian packages and PyPI wheels, ≈ 95 MB)"
+    )
     prep.add_argument("dest", nargs="?", type=Path, help=dest_help)
-    prep.add_argument("--mirror", help="Debian mirror (default: http://deb.debian.org/debian)")
+    prep.add_argument("--mirror", help="Debian mirror (default: $LAB_DEBIAN_MIRROR or https://deb.debian.org/debian)")
     bench = commands.add_parser("bench", help="run `python -m device_agent bench` inside the userland under QEMU")
     bench.add_argument("--dir", dest="dest", type=Path, help=dest_help)
     bench.add_argument("--cpu", default=DEFAULT_CPU, choices=list(CPUS), help=f"emulated core (default {DEFAULT_CPU})")

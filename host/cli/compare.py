@@ -25,7 +25,8 @@ def compare(
     """Both latencies (p5 invoke), their ratio B/A with a 95% CI, and faster / slower / no change
     (a trimmed t-test on log values, Holm-adjusted over the rows, and a change beyond ±3%: lab check's latency test).
 
-    Exit codes: 0 compared, 2 nothing in common between the two runs (both sides named).
+    Exit codes: 0 compared, 2 nothing in common between the two runs (both sides named; with --ops,
+    per-op profiles paired across the runs count, e.g. a dense run against a pruned one).
 
     With --ops, per model × device: each op in both runs (matched by index, type and name, or by type
     when the graph changed; kernels by function), sorted by its part in the total change; ops in one
@@ -41,7 +42,7 @@ def compare(
         render_comparison(result, console)
         if op_result is not None:
             render_op_comparison(op_result, console)
-    if not result.rows:
+    if not result.rows and not (op_result is not None and op_result.groups):
         typer.echo(f"error: runs {run_a} and {run_b} have no model × device in common: " + "; ".join(result.unmatched), err=True)
         raise typer.Exit(2)
 

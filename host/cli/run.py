@@ -1,7 +1,11 @@
 """``lab run``: the guide's experiment in one command — build, devices, bench, store, report.
 
+With no phone attached it runs on two emulated devices, this machine's x86 CPU and an ARM core
+under QEMU (prepared on first use), and closes with the finding in one sentence.
+
 Exit codes follow ``lab bench``: 0 every trial ok, 1 some trials failed, 2 nothing could run
-(no device and ``--emulator never``, an unknown ``--device``, a bad option).
+(no device and ``--emulator never``, an unknown ``--device``, a bad option, ``--emulator arm64``
+or ``both`` when the ARM core cannot be prepared).
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from host.bench.render import RichBenchProgress, failure_lines, outcome_json
 from host.build import BuildSpec
 from host.cli.build import RichBuildProgress
 from host.cli.context import lab_context
+from host.cli.emulator import RichPrepareProgress
 from host.cli.options import JsonOpt, RunsOpt, SerialOpt, ThreadsOpt, TrialsOpt, WarmupOpt
-from host.experiment import RunRequest, run_experiment
+from host.experiment import EMULATOR_ALIASES, RunRequest, run_experiment, run_finding
 from host.records import TrialParams, to_jsonable
 from host.report import build_report, render_terminal, stdout_console
 from host.store import open_store
@@ -43,6 +48,11 @@ class _RichRunProgress:
             yield progress
 
     @contextmanager
+    def preparing(self) -> Iterator[RichPrepareProgress]:
+        with RichPrepareProgress(self.console) as progress:
+            yield progress
+
+    @contextmanager
     def benching(self) -> Iterator[RichBenchProgress]:
         with RichBenchProgress(self.console) as progress:
             yield progress
@@ -56,12 +66,13 @@ def run(
     quick: Annotated[bool, typer.Option("--quick", help="A data subset and one epoch per phase (about 2 minutes).")] = False,
     device: SerialOpt = None,
     emulator: Annotated[
-        Literal["auto", "always", "never", "arm64"],
+        Literal["auto", "x86", "arm64", "both", "never", "always"],
         typer.Option(
             "--emulator",
-            help="auto: start an emulated device when none is attached; always: run on a new emulated device only; "
-            "never: attached devices only; arm64: a new emulated ARM core under QEMU (instruction counts; "
-            "lab emulator prepare first).",
+            help="auto: attached devices, else two emulated ones — this machine's x86 CPU and an ARM core under QEMU "
+            "(prepared on first use, about 95 MB; without it the x86 one alone, saying why); x86: only a new "
+            "emulated x86 device; arm64: only a new emulated ARM core (instruction counts); both: the two; "
+            "never: attached devices only. always: the old name of x86.",
         ),
     ] = "auto",
     threads: ThreadsOpt = 1,
@@ -88,13 +99,15 @@ def run(
     """
     lab = lab_context(ctx)
     err = Console(stderr=True, soft_wrap=True)
+    if emulator in EMULATOR_ALIASES:
+        err.print(f"note: --emulator {emulator} is now --emulator {EMULATOR_ALIASES[emulator]}", highlight=False)
     request = RunRequest(
         build=BuildSpec(dataset=dataset, quick=quick, seed=seed),
         params=TrialParams(threads=threads, runs=runs, warmup_runs=warmup, timeout_s=timeout),
         backend=backend,
         trials=trials,
         serials=device,
-        emulator=emulator,
+        emulator=EMULATOR_ALIASES.get(emulator, emulator),  # type: ignore[arg-type]
         cooldown_s=cooldown,
         force_build=force,
         seed=seed,
@@ -102,6 +115,7 @@ def run(
     outcome = run_experiment(request, home=lab.home, db_url=lab.db_url, progress=_RichRunProgress(err))
     with open_store(lab.db_url) as store:
         report = build_report(store, outcome.run_id)
+        finding = run_finding(store, report)
     if json_:
         document = {
             "build": {"build_id": outcome.build.build_id, "dir": str(outcome.build.dir), "cached": outcome.build.cached},
@@ -109,10 +123,17 @@ def run(
             "report": to_jsonable(report),
             "db_url": outcome.db_url,
             "emulated_devices_started": outcome.started_emulated,
+            "notes": outcome.notes,
+            "finding": finding,
         }
         typer.echo(json.dumps(document, indent=2))
     else:
-        render_terminal(report, stdout_console())
+        out = stdout_console()
+        render_terminal(report, out)
+        for note in outcome.notes:  # soft wrap: one line each, whole for grep and copy
+            out.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+        if finding:
+            out.print(f"[bold]finding:[/] {escape(finding)}", highlight=False, soft_wrap=True)
         for line in failure_lines(outcome.bench):
             err.print(escape(line), highlight=False)
         err.print(f"run {outcome.run_id} stored in {escape(outcome.db_url)}", highlight=False)

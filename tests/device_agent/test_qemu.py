@@ -2,7 +2,9 @@
 
 Tests marked ``qemu`` use one prepared userland for the session, in ``$LAB_QEMU_CACHE`` (default
 ~/.cache/lab/qemu-arm64, so CI re-uses it; ``.ci/qemu.sh`` prepares it, else the first test does,
-in about a minute, as root with Debian's qemu-user, qemu-user-static, debootstrap and gcc).
+in about 20 s, as any user: Debian's packages from the mirror, LiteRT's wheel from PyPI, the plugin
+built with the machine's C compiler). Preparing from nothing as a user without root is
+tests/test_run_rootless.py; the steps against a mirror of our own are test_qemu_debian.py.
 Tests marked ``tf`` too build the guide's CNN dense and pruned with TensorFlow + tfmot.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from host.cli import app
@@ -38,3 +39,27 @@ def test_doctor_fails_on_an_unusable_database(adb_server: object, tmp_path: Path
     result = CliRunner().invoke(app, ["--home", str(tmp_path), "doctor"])
     assert result.exit_code == 1
     assert "missing" in result.stdout and "database" in result.stdout
+
+
+def test_doctor_says_the_arm64_device_is_not_prepared_and_how_to_prepare_it(adb_server: object, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LAB_QEMU_CACHE", str(tmp_path / "no-userland"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no C compiler either
+    monkeypatch.delenv("CC", raising=False)
+    checks = {(c.stage, c.name): c for c in run_checks(tmp_path, f"sqlite:///{tmp_path / 'lab.db'}")}
+    arm = checks[("emulator", "arm64 emulated device")]
+    assert arm.status == "warning" and f"not prepared: no prepared arm64 userland in {tmp_path / 'no-userland'}" in arm.detail
+    assert arm.fix is not None and arm.fix.startswith("lab emulator prepare --arch arm64") and "no root" in arm.fix
+    compiler = checks[("emulator", "C compiler")]
+    assert compiler.status == "warning" and "counts no instructions" in compiler.detail and "gcc" in (compiler.fix or "")
+
+
+@pytest.mark.qemu
+def test_doctor_reports_the_prepared_arm64_device(adb_server: object, tmp_path: Path) -> None:
+    from device_agent.qemu import default_dest, prepare
+
+    userland = prepare(default_dest(), progress=lambda line: None)
+    checks = {(c.stage, c.name): c for c in run_checks(tmp_path, f"sqlite:///{tmp_path / 'lab.db'}")}
+    arm = checks[("emulator", "arm64 emulated device")]
+    assert arm.status == "ok", arm
+    assert arm.detail.startswith(f"prepared in {userland.root} (") and f"{userland.info['size_mb']} MB" in arm.detail
+    assert arm.detail.endswith("instruction counts: yes")

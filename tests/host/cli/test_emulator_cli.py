@@ -58,3 +58,15 @@ def test_arm64_without_a_userland_names_the_prepare_command(adb_server, tmp_path
     assert result.exit_code != 0
     assert "lab emulator prepare --arch arm64" in result.output
     assert json.loads(_lab(tmp_path, "status", "--json").stdout) == []
+
+
+def test_prepare_with_an_unreachable_mirror_says_so_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        mirror = f"http://127.0.0.1:{closed.getsockname()[1]}/debian"
+        result = _lab(tmp_path, "prepare", "--dir", str(tmp_path / "cache"), "--mirror", mirror)
+    assert result.exit_code == 2, result.output
+    assert f"the Debian mirror {mirror} cannot be used (" in result.output
+    assert not (tmp_path / "cache" / "userland.json").exists()
