@@ -12,7 +12,8 @@
 ``emulated_device_factory`` (function scope)
     ``start(**options) -> EmulatedDevice`` runs ``python -m device_agent emulator --port 0 --root
     TMP`` in a subprocess, ``adb connect 127.0.0.1:PORT`` and waits until adb reports state
-    ``device``. Options: ``root`` (Path; default a fresh tmp folder), ``model``, ``facts_root``
+    ``device``. The device authenticates the adb server as adbd does: its default authorized key
+    is ``~/.android/adbkey.pub``, the key this adb server made (or found) when it started. Options: ``root`` (Path; default a fresh tmp folder), ``model``, ``facts_root``
     (Path of a captured /proc + /sys tree), ``trace`` (bool, log every packet), ``extra_args``
     (more emulator options) and ``connect`` (default True; False only starts the process, for raw
     socket tests). At teardown every device is disconnected and terminated.
@@ -170,7 +171,9 @@ def emulated_device_factory(
         started.append(emulated)
         if connect:
             reply = adb_server.client.connect(serial, timeout=_READY_TIMEOUT_S)
-            if "connected" not in reply:
+            # "failed to authenticate": adb answers so once its signatures failed and it offered its
+            # key; a device run with --accept-new-keys takes the key and goes online just after.
+            if "connected" not in reply and "failed to authenticate" not in reply:
                 raise RuntimeError(f"adb connect {serial}: {reply}")
             emulated.connected = True
             _wait_for_device(adb_server.client, serial, launched.process)

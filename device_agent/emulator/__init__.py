@@ -2,14 +2,19 @@
 
 ``python -m device_agent emulator`` (``server.main``) serves one device. The modules, bottom up:
 
-    protocol   packet framing, commands, limits
-    streams    one connection: handshake, streams, flow control, bad input
+    limits     every limit the device enforces (documented in docs/PROTOCOL.md)
+    protocol   packet framing and commands
+    auth       ADB authentication: adb's RSA key format, tokens, signatures, authorized keys
+    streams    one connection: handshake, AUTH, streams, flow control, bad input (no thread of its own)
     services   the OPEN-able services (shell v1/v2, exec) and their dispatch
     sync       the sync: service (STAT, STA2/LST2, LIST, SEND, RECV)
     sandbox    device paths → the sandbox root and read-only /proc and /sys views
     shparse    the shell language → commands; shell runs them; commands is the command table
     process    real processes: the built-in benchmark_model and pushed executables
+    confine    how those processes are confined (namespaces, uid, limits, clean environment);
+               _confine_exec runs each one so (standard library only)
     props      getprop's table and the CNXN banner
     device     what all connections of one device share
+    server     the event loop, the worker pool, the options (``main``)
     launch     start a device in a child process (tests, benchmarks, the host)
 """

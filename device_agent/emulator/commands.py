@@ -482,4 +482,4 @@ def _benchmark_model(call: Call) -> int:
     """benchmark_model on the device's PATH: the device agent's LiteRT runner (``python -m device_agent bench``),
     on this machine's CPU or, on an arm64 device, inside the arm64 userland under QEMU."""
     runner = call.shell.device.runner
-    return run_process(call, list(runner.head), dict(runner.env))
+    return run_process(call, list(runner.head), dict(runner.env), address_space=runner.address_space)

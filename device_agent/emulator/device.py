@@ -10,8 +10,13 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from device_agent.emulator.props import FEATURES
 from device_agent.emulator.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from device_agent.emulator.confine import Confinement
 
 __all__ = ["Device", "ProcessRegistry", "Runner", "NATIVE_RUNNER"]
 
@@ -49,14 +54,23 @@ class ProcessRegistry:
 
 @dataclass(frozen=True)
 class Runner:
-    """How the shell's built-in benchmark_model starts: argv before the flags, and extra environment."""
+    """How the shell's built-in benchmark_model starts: argv before the flags, and extra environment.
+
+    ``address_space`` False: no RLIMIT_AS for it (QEMU reserves the guest's address space at start).
+    """
 
     head: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    address_space: bool = True
 
 
-NATIVE_RUNNER = Runner((sys.executable, "-m", "device_agent", "bench"), (("PYTHONUNBUFFERED", "1"),))
-"""The device agent's runner on this machine's own CPU."""
+# -I: no PYTHON* variables, no user site, nothing from the working folder (the sandbox) on sys.path;
+# the device agent is imported from where this one was, given as the first argument.
+_BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from device_agent.__main__ import main; "
+         "sys.exit(main(['bench', *sys.argv[1:]]))")
+NATIVE_RUNNER = Runner((sys.executable, "-I", "-u", "-c", _BOOT,
+                        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+"""The device agent's runner on this machine's own CPU, its imports from the agent's own install."""
 
 
 @dataclass
@@ -66,3 +80,4 @@ class Device:
     features: tuple[str, ...] = FEATURES
     runner: Runner = NATIVE_RUNNER
     processes: ProcessRegistry = field(default_factory=ProcessRegistry)
+    confinement: Confinement | None = None  # None: unconfined (in-process tests of the shell)

@@ -3,8 +3,9 @@
 A process runs on the host, in its own process group, with its working folder in the sandbox.
 Device paths in its arguments (``/data/local/tmp/m.tflite``, ``--graph=/data/local/tmp/m.tflite``)
 and in ``NAME=value`` prefixes are translated to host paths first; a path that would lead out of
-the sandbox stops the command before it starts. What the process itself then opens is up to it:
-the sandbox confines the device's services, not the programs a user chooses to run.
+the sandbox stops the command before it starts. What the process itself may then open is up to
+the device's confinement (``confine``): it starts with a fixed environment, under resource limits
+and, where the kernel allows it, in namespaces where only the sandbox is writable.
 
 Output is streamed line by line: stdout and stderr separately (shell v2) or merged into one
 pipe when the shell's stdout and stderr are the same sink (shell v1, ``2>&1``). The sandbox's host
@@ -21,6 +22,7 @@ import subprocess
 import threading
 from typing import IO
 
+from device_agent.emulator.confine import base_environment, unsafe_env_name
 from device_agent.emulator.device import ProcessRegistry
 from device_agent.emulator.sandbox import DEVICE_TMP, SandboxError
 from device_agent.emulator.shio import BytesSource, Call, Sink
@@ -56,29 +58,39 @@ def run_executable(call: Call) -> int:
     return run_process(call, [str(host)])
 
 
-def run_process(call: Call, head: list[str], extra_env: dict[str, str] | None = None) -> int:
+def run_process(call: Call, head: list[str], extra_env: dict[str, str] | None = None, *,
+                address_space: bool = True) -> int:
     """Run ``head + call.args`` (device paths translated) and stream its output to the call's sinks.
 
     Returns the exit status (128 + N for a process killed by signal N); 126 when the file cannot
-    be executed here (another CPU architecture: "Exec format error").
+    be executed here (another CPU architecture: "Exec format error"); 1 for a ``NAME=value``
+    prefix that would change how code is loaded (``LD_PRELOAD``, ``PYTHONPATH``…). ``extra_env``
+    is the runner's own (trusted); ``address_space`` False leaves RLIMIT_AS unset (QEMU).
 
     Raises:
         whatever a sink raises (StreamClosed when the host went away), after killing the process.
     """
     sandbox = call.sandbox
+    refused = sorted(name for name in call.env if unsafe_env_name(name))
+    if refused:
+        return call.error(f"{', '.join(refused)}: not passed to programs on the emulated device (their "
+                          "environment is fixed: variables that change how code is loaded are refused)")
     try:
         argv = head + [sandbox.host_arg(arg, call.cwd) for arg in call.args]
-        env = dict(os.environ)
+        env = base_environment(sandbox.root)
         env.update({name: _host_env_value(call, value) for name, value in call.env.items()})
     except SandboxError as e:
         return call.error(str(e))
-    env["TMPDIR"] = str(sandbox.root)
     env.update(extra_env or {})
+    cwd = sandbox.host_cwd(call.cwd)
+    confinement = call.shell.device.confinement
+    if confinement is not None:
+        argv = confinement.command(argv, cwd, address_space=address_space)
     stdin_data = call.stdin.data if isinstance(call.stdin, BytesSource) else None
     merged = call.stdout is call.stderr
     try:
         process = subprocess.Popen(
-            argv, cwd=sandbox.host_cwd(call.cwd), env=env,
+            argv, cwd=cwd, env=env,
             stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merged else subprocess.PIPE,
             start_new_session=True,

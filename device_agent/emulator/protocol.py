@@ -19,7 +19,7 @@ from device_agent.errors import ProtocolError
 __all__ = [
     "A_CNXN", "A_OPEN", "A_OKAY", "A_WRTE", "A_CLSE", "A_AUTH", "A_STLS", "A_SYNC",
     "VERSION", "VERSION_MIN", "VERSION_SKIP_CHECKSUM", "MAX_PAYLOAD", "HEADER_SIZE",
-    "ConnectionEnded", "Packet", "command_name", "encode_header", "read_packet", "checksum",
+    "ConnectionEnded", "Packet", "command_name", "encode_header", "read_packet", "checksum", "HEADER", "COMMANDS",
 ]
 
 A_SYNC = 0x434E5953
@@ -38,8 +38,10 @@ MAX_PAYLOAD = 1024 * 1024  # what we accept and announce in CNXN's arg1
 HEADER_SIZE = 24
 
 _HEADER = struct.Struct("<6I")
+HEADER = _HEADER
 _NAMES = {A_SYNC: "SYNC", A_CNXN: "CNXN", A_OPEN: "OPEN", A_OKAY: "OKAY", A_CLSE: "CLSE",
           A_WRTE: "WRTE", A_AUTH: "AUTH", A_STLS: "STLS"}
+COMMANDS = frozenset(_NAMES)
 
 
 class ConnectionEnded(Exception):

@@ -112,8 +112,9 @@ _VIRTUAL_DIR = Entry(mode=stat.S_IFDIR | 0o755, size=0, mtime=_STARTED, atime=_S
 class PendingFile:
     """A file being written under a temporary name; :meth:`commit` renames it, :meth:`discard` removes it."""
 
-    def __init__(self, final: Path) -> None:
+    def __init__(self, final: Path, owner: tuple[int, int] | None = None) -> None:
         self.final = final
+        self.owner = owner
         fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial")
         self.temp = Path(temp)
         self.file: BinaryIO = os.fdopen(fd, "wb")
@@ -124,6 +125,8 @@ class PendingFile:
     def commit(self, mode: int, mtime: int | None = None) -> None:
         self.file.close()
         os.chmod(self.temp, mode & 0o7777)
+        if self.owner is not None:
+            os.chown(self.temp, *self.owner)
         if mtime:
             os.utime(self.temp, (mtime, mtime))
         os.replace(self.temp, self.final)
@@ -144,6 +147,35 @@ class Sandbox:
         self.root = Path(self._root)
         self.facts_root = facts_root
         self._views: dict[str, Path] | None = None
+        self.owner: tuple[int, int] | None = None  # (uid, gid) to give what the device creates
+
+    def adopt_tree(self, owner: tuple[int, int]) -> None:
+        """Give everything under the root to ``owner`` (the user confined commands run as), and
+        everything created from now on. Symbolic links are changed, never followed."""
+        self.owner = owner
+        os.lchown(self._root, *owner)
+        for folder, dirs, files in os.walk(self._root):
+            for name in dirs + files:
+                try:
+                    os.lchown(os.path.join(folder, name), *owner)
+                except OSError:
+                    pass
+
+    def _adopt(self, real: str) -> None:
+        """Give ``real`` and the folders above it, up to the root, to the owner (if one is set)."""
+        if self.owner is None:
+            return
+        path = real
+        while path == self._root or path.startswith(self._root + os.sep):
+            try:
+                st = os.lstat(path)
+                if (st.st_uid, st.st_gid) != self.owner:
+                    os.lchown(path, *self.owner)
+            except OSError:
+                return
+            if path == self._root:
+                return
+            path = os.path.dirname(path)
 
     # -- resolving -------------------------------------------------------------------------
 
@@ -372,7 +404,8 @@ class Sandbox:
         try:
             if make_parents:
                 os.makedirs(os.path.dirname(real), exist_ok=True)
-            return PendingFile(Path(real))
+                self._adopt(os.path.dirname(real))
+            return PendingFile(Path(real), self.owner)
         except OSError as e:
             raise SandboxError(vpath, e.errno or errno.EIO) from e
 
@@ -381,7 +414,10 @@ class Sandbox:
         vpath, real = self._writable(path, cwd)
         flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
         try:
-            return os.fdopen(os.open(real, flags, 0o666), "ab" if append else "wb")
+            fd = os.open(real, flags, 0o666)
+            if self.owner is not None:
+                os.fchown(fd, *self.owner)
+            return os.fdopen(fd, "ab" if append else "wb")
         except OSError as e:
             raise SandboxError(vpath, e.errno or errno.EIO) from e
 
@@ -397,6 +433,7 @@ class Sandbox:
                 os.makedirs(real, mode=mode, exist_ok=True)
             else:
                 os.mkdir(real, mode)
+            self._adopt(real)
         except FileExistsError as e:
             raise SandboxError(vpath, errno.EEXIST) from e
         except OSError as e:

@@ -4,15 +4,26 @@ Usage::
 
     python -m device_agent emulator [--port 5555] [--host 127.0.0.1] [--root DIR] [--model NAME]
                                     [--allow-remote] [--facts-root DIR] [--trace]
+                                    [--authorized-keys FILE] [--accept-new-keys | --no-auth]
 
 Prints ``listening on HOST:PORT`` on stdout once it accepts connections (``--port 0`` picks a
 free port), then serves until SIGTERM or SIGINT, and exits 0. Add it to an adb server with
 ``adb connect 127.0.0.1:PORT`` (serial ``127.0.0.1:PORT``); an adb server that starts while it
 listens on an odd port in 5555-5585 finds it by itself as ``emulator-(PORT-1)``.
 
+Hosts authenticate as with a phone's adbd: the device sends AUTH TOKEN and accepts a signature by
+a key in ``--authorized-keys`` (default ``~/.android/adbkey.pub``, the key the adb server of the
+same user signs with). A host with another key leaves the device ``unauthorized`` in
+``adb devices`` until its key is added to that file (or ``--accept-new-keys`` takes any key).
+``--no-auth`` turns authentication off, with a warning.
+
+Connections are served by one event loop and services by a pool of worker threads; every limit
+(connections, streams, queued bytes, timeouts, line lengths) is in ``limits`` and docs/PROTOCOL.md.
+
 Logs go to stderr, one line per event (connections, refused services, protocol errors; every
 packet with ``--trace``). Exit statuses: 0 after a signal, 1 when the port cannot be bound, 2 for
-bad options (including a non-loopback ``--host`` without ``--allow-remote``).
+bad options (including a non-loopback ``--host`` without ``--allow-remote``, or an authorized-keys
+file that cannot be read or made).
 """
 
 from __future__ import annotations
@@ -20,15 +31,24 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
+import selectors
 import shutil
 import signal
 import socket
-import socketserver
 import sys
 import tempfile
 import threading
+import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from device_agent.emulator import limits as L
+from device_agent.emulator.auth import AuthError, AuthorizedKeys, decode_public_key, default_key_path, \
+    ensure_key_pair, fingerprint
+from device_agent.emulator.confine import MODES, Confinement, Limits
 from device_agent.emulator.device import NATIVE_RUNNER, Device, Runner
 from device_agent.errors import AgentError
 from device_agent.emulator.props import banner, device_props
@@ -36,7 +56,7 @@ from device_agent.emulator.sandbox import DEVICE_TMP, Sandbox
 from device_agent.emulator.services import open_service
 from device_agent.emulator.streams import Connection, log
 
-__all__ = ["main", "DeviceServer", "build_parser"]
+__all__ = ["main", "Hub", "Auth", "ServicePool", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--facts-root", type=Path, default=Path("/"),
                         help="where the read-only /proc and /sys views come from (default /; a captured tree for tests)")
     parser.add_argument("--trace", action="store_true", help="log every packet's header and payload start to stderr")
+    confine = parser.add_argument_group("confinement of the processes the shell starts (see ro.lab.confinement)")
+    confine.add_argument("--confinement", choices=("auto", *MODES), default="auto",
+                         help="auto (default): namespaces when root, a user namespace otherwise, else limits only")
+    confine.add_argument("--cpu-seconds", type=int, default=L.DEFAULT_CPU_SECONDS, metavar="S",
+                         help=f"CPU seconds one command may use, children included (default {L.DEFAULT_CPU_SECONDS})")
+    confine.add_argument("--memory", type=_size, default=L.DEFAULT_ADDRESS_SPACE, metavar="BYTES",
+                         help="address space of each process, e.g. 8G (default 8G; 0: no limit)")
+    confine.add_argument("--file-size", type=_size, default=L.DEFAULT_FILE_SIZE, metavar="BYTES",
+                         help="largest file a process may write (default 4G)")
+    confine.add_argument("--processes", type=int, default=L.DEFAULT_PROCESSES, metavar="N",
+                         help=f"processes and threads of the device's shell user (default {L.DEFAULT_PROCESSES})")
+    auth = parser.add_argument_group("authentication (as adbd: AUTH TOKEN, the host's RSA signature)")
+    auth.add_argument("--authorized-keys", type=Path, metavar="FILE",
+                      help="adb public keys the device accepts, one per line (default: ~/.android/adbkey.pub of "
+                           "this user, created the way adb creates it if missing)")
+    auth.add_argument("--accept-new-keys", action="store_true",
+                      help="accept any key a host offers and add it to the authorized keys (a user tapping "
+                           "'Always allow' on every prompt)")
+    auth.add_argument("--no-auth", action="store_true",
+                      help="no authentication at all: only for throwaway containers on a private network")
     parser.add_argument("--arch", choices=("native", "arm64"), default="native",
                         help="native: this machine's CPU; arm64: benchmark_model runs in an arm64 userland under QEMU")
     parser.add_argument("--cpu", default=None,
@@ -61,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--userland", type=Path, default=None,
                         help="arm64 only: the prepared userland (default $LAB_QEMU_CACHE or ~/.cache/lab/qemu-arm64)")
     return parser
+
+
+def _size(text: str) -> int:
+    """``512M``, ``8G``, ``1048576``: a size in bytes for argparse."""
+    units = {"": 1, "K": 1024, "M": L.MiB, "G": L.GiB}
+    number, unit = text.rstrip("KMGkmgBb").strip(), text[len(text.rstrip("KMGkmgBb")):].upper().rstrip("B")
+    if not number.isdigit() or unit not in units:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512M, 8G)")
+    return int(number) * units[unit]
 
 
 def _device(args: argparse.Namespace, root: Path) -> Device:
@@ -73,7 +122,11 @@ def _device(args: argparse.Namespace, root: Path) -> Device:
     if args.arch == "native":
         if args.cpu or args.userland:
             raise AgentError("--cpu and --userland apply to --arch arm64 only")
-        return Device(Sandbox(root, args.facts_root), device_props(args.model, facts_root=args.facts_root), runner=NATIVE_RUNNER)
+        sandbox = Sandbox(root, args.facts_root)
+        confinement = _confinement(args, sandbox, NATIVE_RUNNER)
+        props = device_props(args.model, facts_root=args.facts_root)
+        props["ro.lab.confinement"] = confinement.describe()
+        return Device(sandbox, props, runner=NATIVE_RUNNER, confinement=confinement)
     from device_agent.qemu import CPUS, DEFAULT_CPU, default_dest, require_userland
 
     cpu = args.cpu or DEFAULT_CPU
@@ -81,57 +134,308 @@ def _device(args: argparse.Namespace, root: Path) -> Device:
         raise AgentError(f"unknown --cpu {cpu!r}: choose one of {', '.join(CPUS)}")
     userland = require_userland(args.userland or default_dest())
     head, env = userland.bench_command([], cpu=cpu)
+    env["PYTHONSAFEPATH"] = "1"  # the guest's `python -m device_agent` must not import from the sandbox
     # The guest sees the emulated core's /proc/cpuinfo; so does the device's shell.
     facts_root = userland.view(cpu) if args.facts_root == Path("/") else args.facts_root
     props = device_props(
         args.model, facts_root=facts_root, abi="arm64-v8a", soc_model=cpu, soc_manufacturer="ARM (emulated)",
         emulation=f"qemu-user {cpu}",
     )
-    return Device(Sandbox(root, facts_root), props, runner=Runner(tuple(head), tuple(sorted(env.items()))))
+    runner = Runner(tuple(head), tuple(sorted(env.items())), address_space=False)
+    sandbox = Sandbox(root, facts_root)
+    confinement = _confinement(args, sandbox, runner, [str(userland.root)])
+    props["ro.lab.confinement"] = confinement.describe()
+    return Device(sandbox, props, runner=runner, confinement=confinement)
 
 
-class DeviceServer(socketserver.ThreadingTCPServer):
-    """A thread per connection; each connection serves its streams in threads of their own."""
+def _confinement(args: argparse.Namespace, sandbox: Sandbox, runner: Runner,
+                 extra: list[str] | None = None) -> Confinement:
+    """The strongest confinement this machine allows (or the one asked for); the sandbox is given
+    to the user commands run as.
 
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
+    Raises:
+        AgentError: ``--confinement MODE`` that does not work here.
+    """
+    paths = list(extra or [])
+    for value in [*runner.head, *(v for _, v in runner.env)]:
+        for part in value.split(os.pathsep):
+            if part.startswith("/") and os.path.exists(part):
+                paths.append(os.path.realpath(part) if os.path.isdir(part) else part)
+    limits = Limits(cpu_s=args.cpu_seconds, address_space=args.memory, file_size=args.file_size,
+                    processes=args.processes)
+    try:
+        confinement = Confinement.detect(sandbox.root, requested=args.confinement, limits=limits, read_only=paths)
+    except RuntimeError as e:
+        raise AgentError(str(e)) from e
+    if confinement.owner is not None:
+        sandbox.adopt_tree(confinement.owner)
+    log.info("confinement of device processes: %s", confinement.describe())
+    if confinement.mode == "none":
+        log.warning("device processes run without namespaces (%s): they can read what this user can read",
+                    confinement.note or "--confinement none")
+    return confinement
 
-    def __init__(self, address: tuple[str, int], device: Device, *, trace: bool = False) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+
+class ServicePool:
+    """Worker threads that run services: at most ``max_threads``, started when work waits and no
+    worker is idle, retired after ``idle_s`` without work. An OPEN first reserves a place
+    (running or waiting); past ``max_threads + max_queued`` places it is refused."""
+
+    def __init__(self, max_threads: int = L.MAX_SERVICE_THREADS, max_queued: int = L.MAX_QUEUED_SERVICES,
+                 idle_s: float = 30.0) -> None:
+        self._cond = threading.Condition()
+        self._jobs: deque[Callable[[], None]] = deque()
+        self._max_threads = max_threads
+        self._capacity = max_threads + max_queued
+        self._idle_s = idle_s
+        self._places = 0  # reserved: waiting or running
+        self._threads = 0
+        self._idle = 0
+
+    def reserve(self) -> bool:
+        with self._cond:
+            if self._places >= self._capacity:
+                return False
+            self._places += 1
+            return True
+
+    def start(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on a worker; the caller reserved its place."""
+        with self._cond:
+            self._jobs.append(job)
+            if len(self._jobs) <= self._idle:
+                self._cond.notify()
+                return
+            if self._threads >= self._max_threads:
+                return  # waits for a worker
+            self._threads += 1
+        threading.Thread(target=self._work, name="adb-service", daemon=True).start()
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    def _work(self) -> None:
+        with self._cond:
+            while True:
+                while not self._jobs:
+                    self._idle += 1
+                    woken = self._cond.wait(self._idle_s)
+                    self._idle -= 1
+                    if not woken and not self._jobs:
+                        self._threads -= 1
+                        return
+                job = self._jobs.popleft()
+                self._cond.release()
+                try:
+                    job()
+                finally:
+                    self._cond.acquire()
+                    self._places -= 1
+
+
+@dataclass
+class Auth:
+    """What the device accepts: the keys of its authorized-keys file, and maybe new keys."""
+
+    keys: AuthorizedKeys
+    accept_new_keys: bool = False
+
+    @staticmethod
+    def decode(data: bytes | bytearray):
+        return decode_public_key(bytes(data))
+
+    @staticmethod
+    def fingerprint(key) -> str:
+        return fingerprint(key)
+
+
+class Hub:
+    """The device's event loop: accepts connections, reads every socket, drains outgoing queues,
+    enforces the connection limits and timeouts. One thread runs :meth:`serve_forever`; services
+    run on :attr:`pool`."""
+
+    def __init__(self, address: tuple[str, int], device: Device, *, auth: Auth | None, trace: bool = False) -> None:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.listener.bind(address)
+            self.listener.listen(L.LISTEN_BACKLOG)
+        except OSError:
+            self.listener.close()
+            raise
+        self.listener.setblocking(False)
+        self.server_address = self.listener.getsockname()
         self.device = device
+        self.auth = auth
         self.trace = trace
         self.banner = banner(device.props, device.features)
+        self.open_service = open_service(device)
+        self.pool = ServicePool()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.listener, selectors.EVENT_READ, None)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._lock = threading.Lock()
+        self._want_write: set[Connection] = set()
         self._connections: set[Connection] = set()
-        super().__init__(address, _Handler)
+        self._unauthorized: deque[Connection] = deque()
+        self._queued = 0  # bytes queued for services, all connections (MAX_QUEUED_BYTES_TOTAL)
+        self._stop = threading.Event()
 
-    def close_connections(self) -> None:
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            connection.close()
+    # -- called from any thread -------------------------------------------------------------------
 
-    def serve_connection(self, sock: socket.socket, peer: str) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection = Connection(sock, peer, self.banner, open_service(self.device), trace=self.trace)
-        with self._lock:
-            self._connections.add(connection)
-        log.info("connection from %s", peer)
+    def wake(self) -> None:
         try:
-            connection.serve()
-        finally:
-            with self._lock:
-                self._connections.discard(connection)
-            log.info("connection from %s closed", peer)
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
 
+    def want_write(self, conn: Connection) -> None:
+        with self._lock:
+            fresh = conn not in self._want_write
+            self._want_write.add(conn)
+        if fresh and threading.current_thread() is not self._loop_thread:
+            self.wake()
 
-class _Handler(socketserver.BaseRequestHandler):
-    server: DeviceServer
+    def reserve(self, n: int) -> bool:
+        with self._lock:
+            if self._queued + n > L.MAX_QUEUED_BYTES_TOTAL:
+                return False
+            self._queued += n
+            return True
 
-    def handle(self) -> None:
-        host, port = self.client_address[:2]
-        self.server.serve_connection(self.request, f"{host}:{port}")
+    def release(self, n: int) -> None:
+        with self._lock:
+            self._queued -= n
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self.wake()
+
+    # -- called from the event loop -------------------------------------------------------------
+
+    def authorized(self, conn: Connection) -> None:
+        if conn in self._unauthorized:
+            self._unauthorized.remove(conn)
+
+    def unauthorized(self, conn: Connection) -> None:
+        if conn not in self._unauthorized:
+            self._unauthorized.append(conn)
+        while len(self._unauthorized) > L.MAX_UNAUTHORIZED_CONNECTIONS:
+            oldest = self._unauthorized.popleft()
+            log.warning("closing unauthorized connection from %s: more than %d wait for authorization "
+                        "(MAX_UNAUTHORIZED_CONNECTIONS)", oldest.peer, L.MAX_UNAUTHORIZED_CONNECTIONS)
+            self._drop(oldest)
+
+    _loop_thread: threading.Thread | None = None
+
+    def serve_forever(self) -> None:
+        self._loop_thread = threading.current_thread()
+        next_check = 0.0
+        while not self._stop.is_set():
+            for key, events in self._selector.select(timeout=0.25):
+                if key.data is None:
+                    self._accept()
+                elif key.data == "wake":
+                    try:
+                        while os.read(self._wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                else:
+                    conn: Connection = key.data
+                    if conn not in self._connections:
+                        continue
+                    try:
+                        if events & selectors.EVENT_WRITE:
+                            self._flush(conn)
+                        if events & selectors.EVENT_READ and conn in self._connections and not conn.receive():
+                            self._drop(conn)
+                    except Exception as e:  # a bug met by one connection must not stop the device
+                        log.exception("closing connection from %s after an internal error: %s", conn.peer, e)
+                        self._drop(conn)
+            self._register_writers()
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + 0.25
+                self._check(now)
+        for conn in list(self._connections):
+            self._drop(conn, quiet=True)
+        self._selector.close()
+        self.listener.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE and the like: say so, go on with the connections we have
+                log.error("accept failed: %s", e)
+                return
+            peer = f"{address[0]}:{address[1]}"
+            if len(self._connections) >= L.MAX_CONNECTIONS:
+                log.warning("refused connection from %s: %d connections are open (MAX_CONNECTIONS)",
+                            peer, L.MAX_CONNECTIONS)
+                sock.close()
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            conn = Connection(sock, peer, self)
+            self._connections.add(conn)
+            self._selector.register(sock, selectors.EVENT_READ, conn)
+            log.info("connection from %s", peer)
+
+    def _flush(self, conn: Connection) -> None:
+        if conn.flush() and conn.writing:
+            conn.writing = False
+            self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+
+    def _register_writers(self) -> None:
+        with self._lock:
+            wanted, self._want_write = self._want_write, set()
+        for conn in wanted:
+            if conn in self._connections and not conn.writing:
+                if conn.flush():
+                    continue
+                conn.writing = True
+                self._selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+
+    def _check(self, now: float) -> None:
+        for conn in list(self._connections):
+            reason = "connection lost" if conn.dead else conn.expired(now)
+            if reason is not None:
+                if not conn.dead:
+                    log.warning("closing connection from %s: %s", conn.peer, reason)
+                self._drop(conn, quiet=True)
+
+    def _drop(self, conn: Connection, *, quiet: bool = False) -> None:
+        if conn not in self._connections:
+            return
+        self._connections.discard(conn)
+        if conn in self._unauthorized:
+            self._unauthorized.remove(conn)
+        try:
+            self._selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.close()
+        log.info("connection from %s closed", conn.peer)
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
 
 
 def is_loopback(host: str) -> bool:
@@ -155,6 +459,31 @@ def _configure_logging(trace: bool) -> None:
     log.propagate = False
 
 
+def _auth(args: argparse.Namespace) -> Auth | None:
+    """The device's authentication from the options; None with --no-auth.
+
+    Raises:
+        AuthError: the default key cannot be created, or the authorized-keys file is not readable.
+    """
+    if args.no_auth:
+        log.warning("--no-auth: any process that reaches this port can push files and run commands on this "
+                    "device without a key; use it only in a throwaway container or private network")
+        return None
+    path = args.authorized_keys
+    if path is None:
+        path = ensure_key_pair(default_key_path())
+    elif not path.exists() and not args.accept_new_keys:
+        raise AuthError(f"--authorized-keys {path} does not exist (create it with the host's adbkey.pub lines, "
+                        "or add --accept-new-keys to start with none and accept every key offered)")
+    keys = AuthorizedKeys(path, warn=lambda message: log.warning("%s", message))
+    count = len(keys.keys())
+    log.info("ADB authentication on: %d authorized key(s) in %s%s", count, path,
+             "; new keys are accepted and added (--accept-new-keys)" if args.accept_new_keys else "")
+    if args.accept_new_keys:
+        log.warning("--accept-new-keys: any key a host offers is added to %s, as if a user tapped 'Always allow'", path)
+    return Auth(keys, accept_new_keys=args.accept_new_keys)
+
+
 def main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -166,29 +495,34 @@ def main(argv: list[str]) -> int:
             log.error("refusing to listen on %r: not a loopback address; pass --allow-remote to let other "
                       "machines push files and run commands on this device", args.host)
             return 2
-        log.warning("listening on %r: every machine that reaches this port can push files to %s and run "
-                    "commands on this host as this user", args.host, DEVICE_TMP)
+        log.warning("listening on %r: every machine that reaches this port can %s", args.host,
+                    "push files and run commands on this device" if args.no_auth
+                    else "try to authenticate (only authorized keys get in)")
+    if args.no_auth and args.accept_new_keys:
+        log.error("--no-auth and --accept-new-keys contradict each other")
+        return 2
     temporary = args.root is None
     root = Path(tempfile.mkdtemp(prefix="lab-device-")) if temporary else args.root
     try:
         root.mkdir(parents=True, exist_ok=True)
         try:
             device = _device(args, root)
+            auth = _auth(args)
         except AgentError as e:
             log.error("%s", e)
             return 2
         try:
-            server = DeviceServer((args.host, args.port), device, trace=args.trace)
+            hub = Hub((args.host, args.port), device, auth=auth, trace=args.trace)
         except OSError as e:
             log.error("cannot listen on %s:%d: %s", args.host, args.port, e.strerror or e)
             return 1
-        return _serve(server, device)
+        return _serve(hub, device)
     finally:
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _serve(server: DeviceServer, device: Device) -> int:
+def _serve(hub: Hub, device: Device) -> int:
     """Serve in a thread until SIGTERM/SIGINT; the handlers only set an event, so a signal never
     interrupts the main thread halfway through something."""
     stop = threading.Event()
@@ -196,21 +530,18 @@ def _serve(server: DeviceServer, device: Device) -> int:
     previous = {}
     if in_main_thread:
         previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="adb-accept",
-                               daemon=True)
+    serving = threading.Thread(target=hub.serve_forever, name="adb-loop", daemon=True)
     try:
         serving.start()
-        host, port = str(server.server_address[0]), server.server_address[1]
+        host, port = str(hub.server_address[0]), hub.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         log.info("serving %s from %s", DEVICE_TMP, device.sandbox.root)
         print(f"listening on {shown}:{port}", flush=True)
         while serving.is_alive() and not stop.wait(0.5):
             pass
     finally:
-        if serving.ident is not None:  # shutdown() waits for serve_forever, which must have started
-            server.shutdown()
-        server.server_close()
-        server.close_connections()
+        hub.shutdown()
+        serving.join(10)
         device.processes.kill_all()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

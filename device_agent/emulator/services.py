@@ -19,9 +19,10 @@ import threading
 from typing import Callable
 
 from device_agent.emulator.device import Device
+from device_agent.emulator.limits import MAX_COMMAND_LINE
 from device_agent.emulator.protocol import MAX_PAYLOAD
-from device_agent.emulator.shell import Shell
-from device_agent.emulator.streams import Service, Stream
+from device_agent.emulator.shell import SH, Shell
+from device_agent.emulator.streams import Service, Stream, log
 from device_agent.emulator.sync import serve_sync
 
 __all__ = ["open_service", "serve_shell"]
@@ -37,6 +38,8 @@ def open_service(device: Device) -> Callable[[str], Service | None]:
         if name == "sync:":
             return lambda stream: serve_sync(device, stream)
         service, sep, command = name.partition(":")
+        if len(command) > MAX_COMMAND_LINE:
+            return lambda stream: _refuse_long_command(stream, service, len(command))
         options = service.split(",")
         if not sep:
             return None
@@ -48,6 +51,16 @@ def open_service(device: Device) -> Callable[[str], Service | None]:
         return None
 
     return find
+
+
+def _refuse_long_command(stream: Stream, service: str, length: int) -> None:
+    """A command longer than a real device's ``sh -c`` takes: say so (v2: on stderr, status 1)."""
+    message = f"{SH}: command line too long: {length} characters (at most {MAX_COMMAND_LINE})\n".encode()
+    log.warning("refused a %d-character command (MAX_COMMAND_LINE %d)", length, MAX_COMMAND_LINE)
+    if "v2" in service.split(",")[1:]:
+        stream.write(_FRAME.pack(_STDERR, len(message)) + message + _FRAME.pack(_EXIT, 1) + b"\x01")
+    else:
+        stream.write(message)
 
 
 def serve_shell(device: Device, stream: Stream, command: str, *, v2: bool) -> None:
@@ -68,17 +81,29 @@ def serve_shell(device: Device, stream: Stream, command: str, *, v2: bool) -> No
 
 
 def _interactive(shell: Shell) -> int:
-    pending = b""
+    """Run each line read from stdin. Lines are cut as the data arrives (each byte is looked at
+    once); a line longer than MAX_COMMAND_LINE ends the session with a message, as the line would
+    never fit a real shell's ``sh -c`` either."""
+    pending = bytearray()
     while not shell.exited:
         chunk = shell.stdin.read()
         if not chunk:
             break
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            shell.run(line.decode("utf-8", "replace"))
-            if shell.exited:
+        start = 0
+        while not shell.exited:
+            newline = chunk.find(b"\n", start)
+            if newline < 0:
                 break
+            pending += chunk[start:newline]
+            start = newline + 1
+            line, pending = bytes(pending), bytearray()
+            shell.run(line.decode("utf-8", "replace"))
+        pending += chunk[start:]
+        if len(pending) > MAX_COMMAND_LINE:
+            shell.stderr.write(f"{SH}: line too long: more than {MAX_COMMAND_LINE} characters without a newline "
+                               "(MAX_COMMAND_LINE); session closed\n".encode())
+            log.warning("shell session closed: a stdin line went over %d bytes (MAX_COMMAND_LINE)", MAX_COMMAND_LINE)
+            return 2
     if pending.strip() and not shell.exited:
         shell.run(pending.decode("utf-8", "replace"))
     return shell.status
@@ -130,7 +155,7 @@ class _FramedStdin:
 
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
-        self._buffer = b""
+        self._buffer = bytearray()
         self._closed = False
 
     def read(self) -> bytes:
@@ -141,8 +166,8 @@ class _FramedStdin:
                     self._closed = True
                     break
                 if len(self._buffer) >= _FRAME.size + length:
-                    data = self._buffer[_FRAME.size:_FRAME.size + length]
-                    self._buffer = self._buffer[_FRAME.size + length:]
+                    data = bytes(self._buffer[_FRAME.size:_FRAME.size + length])
+                    del self._buffer[:_FRAME.size + length]
                     if kind == _CLOSE_STDIN:
                         self._closed = True
                     elif kind == _STDIN and data:

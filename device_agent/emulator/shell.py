@@ -10,7 +10,7 @@ A word containing ``/`` as a command runs a pushed executable (see ``process``).
 from __future__ import annotations
 
 import glob
-import os
+import itertools
 import posixpath
 import subprocess
 import threading
@@ -37,6 +37,7 @@ _ENVIRONMENT = {
     "USER": "shell",
 }
 _SYSTEM_BIN = ("/system/bin", "/system/xbin")
+_PIDS = itertools.count(4000)  # shells' $$, as a phone's shell PIDs: small numbers of the device's own
 _ABORTED = 255
 
 
@@ -52,6 +53,7 @@ class Shell:
         self.status = 0
         self.exited = False  # `exit` ran
         self.vars = dict(_ENVIRONMENT)
+        self.pid = next(_PIDS)  # $$: a device-side number, never the host's PID
         self._aborted = threading.Event()
         self._lock = threading.Lock()
         self._processes: set[subprocess.Popen[bytes]] = set()
@@ -158,7 +160,7 @@ class Shell:
         if name == "?":
             return str(self.status)
         if name == "$":
-            return str(os.getpid())
+            return str(self.pid)
         if name == "#":
             return "0"
         return self.vars.get(name, "")

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from device_agent.emulator.limits import MAX_COMMAND_LINE, MAX_SHELL_STEPS
 from device_agent.errors import AgentError
 
-__all__ = ["ShellSyntaxError", "Segment", "Word", "Redirect", "Command", "Pipeline", "AndOr", "parse"]
+__all__ = ["ShellSyntaxError", "Segment", "Word", "Redirect", "Command", "Pipeline", "AndOr", "parse", "lex"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN = re.compile(r"[^ \t\n;&|<>()`\\'\"$]+")  # characters with no meaning to the lexer
+_PLAIN_QUOTED = re.compile(r'[^"\\$`]+')
 _SPECIAL_VARS = "?$#0123456789@*!-"
 
 
@@ -26,8 +30,7 @@ class ShellSyntaxError(AgentError):
     """A command line the emulated shell cannot parse; the message says what and where."""
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """A run of characters in a word: literal text (quoted or not) or a variable to expand."""
 
     text: str
@@ -68,27 +71,53 @@ class _Redir:
 
 
 _Token = Word | _Op | _Redir
+_OPS = {text: _Op(text) for text in ("\n", ";", "&&", "||", "|")}
 
 
 class _Lexer:
-    def __init__(self, text: str) -> None:
+    """Turns a command line into tokens in one pass: each character is looked at a bounded number of
+    times and every word is joined once, so the time is linear in the length of the line.
+
+    ``steps`` counts the loop's iterations (at most one per character); more than ``max_steps``
+    is a syntax error rather than a pinned CPU.
+    """
+
+    def __init__(self, text: str, max_steps: int = MAX_SHELL_STEPS) -> None:
         self.text = text
         self.i = 0
         self.tokens: list[_Token] = []
         self.word: list[Segment] | None = None
+        self._parts: list[str] = []  # literal text not yet made a Segment, all quoted alike
+        self._quoted = False
+        self.steps = 0
+        self.max_steps = max_steps
 
     def _add(self, text: str, quoted: bool, var: bool = False) -> None:
         if self.word is None:
             self.word = []
-        if not var and self.word and not self.word[-1].var and self.word[-1].quoted == quoted:
-            self.word[-1] = Segment(self.word[-1].text + text, quoted)
+        if var or quoted != self._quoted:
+            self._flush()
+        if var:
+            self.word.append(Segment(text, quoted, True))
         else:
-            self.word.append(Segment(text, quoted, var))
+            self._quoted = quoted
+            self._parts.append(text)
+
+    def _flush(self) -> None:
+        if self._parts and self.word is not None:
+            self.word.append(Segment("".join(self._parts), self._quoted))
+        self._parts = []
 
     def _end_word(self) -> None:
         if self.word is not None:
+            self._flush()
             self.tokens.append(tuple(self.word))
             self.word = None
+
+    def _step(self) -> None:
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise ShellSyntaxError(f"command line too complex: more than {self.max_steps} lexer steps")
 
     def _unsupported(self, what: str) -> ShellSyntaxError:
         return ShellSyntaxError(f"{what} not supported by the emulated device's shell (at column {self.i + 1})")
@@ -96,23 +125,24 @@ class _Lexer:
     def run(self) -> list[_Token]:
         text = self.text
         while self.i < len(text):
+            self._step()
             c = text[self.i]
             if c in " \t":
                 self._end_word()
             elif c == "\n":
                 self._end_word()
-                self.tokens.append(_Op("\n"))
+                self.tokens.append(_OPS["\n"])
             elif c == "#" and self.word is None:
                 end = text.find("\n", self.i)
                 self.i = len(text) if end < 0 else end
                 continue
             elif c == ";":
                 self._end_word()
-                self.tokens.append(_Op(";"))
+                self.tokens.append(_OPS[";"])
             elif c == "&":
                 self._end_word()
                 if text.startswith("&&", self.i):
-                    self.tokens.append(_Op("&&"))
+                    self.tokens.append(_OPS["&&"])
                     self.i += 1
                 elif text.startswith("&>", self.i):
                     self.i += 1
@@ -124,7 +154,7 @@ class _Lexer:
             elif c == "|":
                 self._end_word()
                 double = text.startswith("||", self.i)
-                self.tokens.append(_Op("||" if double else "|"))
+                self.tokens.append(_OPS["||" if double else "|"])
                 self.i += double
             elif c in "<>":
                 self._redirect(c)
@@ -153,7 +183,11 @@ class _Lexer:
                 self._dollar(quoted=False)
                 continue
             else:
-                self._add(c, False)
+                run = _PLAIN.match(text, self.i)  # a run of ordinary characters in one step
+                end = run.end() if run else self.i + 1
+                self._add(text[self.i:end], False)
+                self.i = end
+                continue
             self.i += 1
         self._end_word()
         return self.tokens
@@ -162,6 +196,7 @@ class _Lexer:
         text = self.text
         fd = 0 if c == "<" else 1
         if self.word is not None:
+            self._flush()
             if len(self.word) == 1 and not self.word[0].quoted and self.word[0].text in ("0", "1", "2"):
                 fd = int(self.word[0].text)
                 self.word = None
@@ -185,6 +220,7 @@ class _Lexer:
         self.i += 1
         self._add("", True)  # "" is a word even when empty
         while self.i < len(text) and text[self.i] != '"':
+            self._step()
             c = text[self.i]
             if c == "\\" and self.i + 1 < len(text) and text[self.i + 1] in '$`"\\\n':
                 if text[self.i + 1] != "\n":
@@ -195,8 +231,10 @@ class _Lexer:
             elif c == "`":
                 raise self._unsupported("command substitution (`…`) is")
             else:
-                self._add(c, True)
-                self.i += 1
+                run = _PLAIN_QUOTED.match(text, self.i)
+                end = run.end() if run else self.i + 1
+                self._add(text[self.i:end], True)
+                self.i = end
         if self.i >= len(text):
             raise ShellSyntaxError(f"unterminated quoted string starting at column {start + 1}")
 
@@ -227,6 +265,13 @@ class _Lexer:
         self.i += 1
 
 
+def lex(text: str, max_steps: int = MAX_SHELL_STEPS) -> tuple[int, int]:
+    """Lex ``text`` with no length limit; returns (tokens, steps taken). For tests and benchmarks
+    of the lexer's cost. Raises ShellSyntaxError as :func:`parse` does."""
+    lexer = _Lexer(text, max_steps)
+    return len(lexer.run()), lexer.steps
+
+
 def _word_text(word: Word) -> str:
     return "".join(("$" + s.text) if s.var else s.text for s in word)
 
@@ -236,8 +281,11 @@ def parse(text: str) -> list[AndOr]:
 
     Raises:
         ShellSyntaxError: unbalanced quotes, a missing command around an operator, a
-            redirection without a target, or an unsupported construct.
+            redirection without a target, an unsupported construct, or a line longer than
+            MAX_COMMAND_LINE characters (refused before it is looked at).
     """
+    if len(text) > MAX_COMMAND_LINE:
+        raise ShellSyntaxError(f"command line too long: {len(text)} characters (at most {MAX_COMMAND_LINE})")
     tokens = _Lexer(text).run()
     script: list[AndOr] = []
     and_or: AndOr = []

@@ -18,7 +18,12 @@ __all__ = ["DeviceEntry", "list_devices", "select_devices", "state_problem"]
 
 # adb's device states other than "device", and what the user can do about each.
 _PROBLEMS = {
-    "unauthorized": "unauthorized: unlock the device and accept the 'Allow USB debugging?' prompt, then retry",
+    "unauthorized": (
+        "unauthorized: a phone: unlock it and accept the 'Allow USB debugging?' prompt, then retry; an emulated "
+        "device: its authorized keys lack this adb server's key (~/.android/adbkey.pub of the user running adb): "
+        "add that line to the device's --authorized-keys file, or restart it with `lab emulator start` as that "
+        "user, then `adb reconnect offline`"
+    ),
     "offline": "offline: reconnect the cable, or run `adb reconnect offline` (network devices: `adb connect HOST:PORT`)",
     "authorizing": "authorizing: wait a few seconds for adb to finish the key exchange, then retry",
     "connecting": "connecting: wait a few seconds, then retry",

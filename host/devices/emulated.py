@@ -4,7 +4,9 @@
 Each one is ``python -m device_agent emulator`` in its own session (it outlives the command that
 started it), connected to the adb server as ``127.0.0.1:PORT``. It lives in a numbered slot under
 ``LAB_HOME/emulators/<slot>/``: ``device.json`` (pid, port, serial, root), ``emulator.log``, and
-``root/`` — its /data/local/tmp, kept across restarts so pushed files stay cached.
+``root/`` — its /data/local/tmp, kept across restarts so pushed files stay cached. It authenticates
+adb as a phone does, trusting ``~/.android/adbkey.pub`` of the user who starts it: the key the adb
+server of the same user signs with.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import adbutils
 
+from device_agent.emulator.auth import default_key_path
 from device_agent.emulator.launch import EmulatorStartError, spawn
 from host import config
 from host.devices.adb import adb_client
@@ -111,6 +114,13 @@ def _free_slot(home: Path) -> int:
 def _connect(client: adbutils.AdbClient, serial: str) -> None:
     try:
         answer = client.connect(serial, timeout=_START_TIMEOUT_S)
+        if "failed to authenticate" in answer:
+            raise DeviceError(
+                f"the emulated device at {serial} does not accept the adb server's key: it trusts "
+                f"{default_key_path().with_name('adbkey.pub')} (this user's), and the adb server at "
+                f"{client.host}:{client.port} signs with another one; run the adb server as this user "
+                "(`adb kill-server`, then retry), or add its ~/.android/adbkey.pub to that file"
+            )
         if "connected" not in answer:
             raise DeviceError(f"adb could not connect to the emulated device at {serial}: {answer}")
         client.wait_for(serial, state="device", timeout=_START_TIMEOUT_S)

@@ -8,9 +8,16 @@ import time
 
 import pytest
 
+from device_agent.emulator.auth import default_key_path, load_private_key, sign_token
+
 CNXN, OPEN, OKAY, WRTE, CLSE, AUTH = 0x4E584E43, 0x4E45504F, 0x59414B4F, 0x45545257, 0x45534C43, 0x48545541
 HEADER = struct.Struct("<6I")
 MIB = 1024 * 1024
+
+
+def host_key():
+    """The key the session's adb server signs with (it made ~/.android/adbkey when it started)."""
+    return load_private_key(default_key_path())
 
 
 def packet(command: int, arg0: int = 0, arg1: int = 0, data: bytes = b"", *, magic: int | None = None,
@@ -52,8 +59,13 @@ class RawPeer:
         return command, arg0, arg1, data
 
     def handshake(self) -> bytes:
+        """CNXN, then AUTH with the adb server's own key (~/.android/adbkey), as adb does."""
         self.send(packet(CNXN, 0x01000001, MIB, b"host::features=shell_v2\0"))
         reply = self.recv()
+        if reply is not None and reply[0] == AUTH:
+            assert reply[1] == 1 and len(reply[3]) == 20
+            self.send(packet(AUTH, 2, 0, sign_token(host_key(), reply[3])))
+            reply = self.recv()
         assert reply is not None and reply[:3] == (CNXN, 0x01000001, MIB)
         return reply[3]
 
@@ -189,25 +201,35 @@ def test_sync_symlink_push_and_oversize_data_fail(device):
 
 
 BAD_INPUTS = {
-    "bad magic": (packet(CNXN, 0x01000001, MIB, b"host::\0", magic=0), "bad magic"),
-    "length over maxdata": (packet(CNXN, 0x01000001, MIB, length=2 * MIB), "exceeds maxdata 1048576"),
-    "unknown command": (packet(0x41414141, 1, 2), "unknown command 0x41414141"),
-    "garbage bytes": (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "bad magic"),
-    "OPEN before CNXN": (packet(OPEN, 1, 0, b"shell:echo\0"), "expected CNXN first, got OPEN"),
-    "AUTH never asked for": (packet(CNXN, 0x01000001, MIB, b"host::\0") + packet(AUTH, 1, 0, b"x" * 20),
-                             "unexpected AUTH packet"),
-    "WRTE on a stream that does not exist": (packet(CNXN, 0x01000001, MIB, b"host::\0") + packet(WRTE, 5, 99, b"x"),
-                                             "WRTE for stream 99, which does not exist"),
-    "old protocol version": (packet(CNXN, 0x00FFFFFF, MIB, b"host::\0"), "unsupported protocol version"),
+    # name: (bytes, what is logged, whether the peer authenticates first)
+    "bad magic": (packet(CNXN, 0x01000001, MIB, b"host::\0", magic=0), "bad magic", False),
+    "length over the limit before online": (packet(CNXN, 0x01000001, MIB, length=2 * MIB),
+                                            "before the connection is online (at most 4096", False),
+    "length over maxdata": (packet(WRTE, 1, 1, length=2 * MIB), "exceeds maxdata 1048576", True),
+    "unknown command": (packet(0x41414141, 1, 2), "unknown command 0x41414141", False),
+    "garbage bytes": (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "bad magic", False),
+    "OPEN before CNXN": (packet(OPEN, 1, 0, b"shell:echo\0"), "expected CNXN first, got OPEN", False),
+    "OPEN before AUTH": (packet(CNXN, 0x01000001, MIB, b"host::\0") + packet(OPEN, 1, 0, b"shell:echo\0"),
+                         "OPEN before authentication", False),
+    "AUTH token from the host": (packet(CNXN, 0x01000001, MIB, b"host::\0") + packet(AUTH, 1, 0, b"x" * 20),
+                                 "unexpected AUTH packet", False),
+    "AUTH after authentication": (packet(AUTH, 2, 0, b"x" * 256), "unexpected AUTH packet", True),
+    "AUTH with a bad public key": (packet(CNXN, 0x01000001, MIB, b"host::\0") + packet(AUTH, 3, 0, b"AAAA user@h\0"),
+                                   "AUTH public key", False),
+    "WRTE on a stream that does not exist": (packet(WRTE, 5, 99, b"x"), "WRTE for stream 99, which does not exist",
+                                             True),
+    "old protocol version": (packet(CNXN, 0x00FFFFFF, MIB, b"host::\0"), "unsupported protocol version", False),
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_INPUTS))
 def test_bad_input_closes_that_connection_only(device, name):
-    raw, logged = BAD_INPUTS[name]
+    raw, logged, authenticate = BAD_INPUTS[name]
     bystander = RawPeer(device.port)
     bystander.handshake()
     peer = RawPeer(device.port)
+    if authenticate:
+        peer.handshake()
     peer.send(raw)
     assert peer.closed_by_device()
     assert "protocol error" in wait_for_log(device, logged)

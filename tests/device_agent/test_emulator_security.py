@@ -197,15 +197,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def host_pids(marker: str) -> list[int]:
+    """Host PIDs of the processes whose command line holds ``marker`` (a device process's own
+    getpid() is its PID inside the device's namespace, not the host's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def test_a_closed_shell_stops_its_process(emulated_device):
     script = f"#!{sys.executable}\nimport os, time\nprint(os.getpid(), flush=True)\ntime.sleep(60)\n"
     device = emulated_device.device
     device.sync.push(script.encode(), "/data/local/tmp/slow", mode=0o755)
     c = device.open_shell("/data/local/tmp/slow; echo never")
-    pid = int(c.conn.recv(100))
-    assert _alive(pid)
+    int(c.conn.recv(100))
+    marker = str(emulated_device.root.resolve() / "slow")
+    pids = host_pids(marker)
+    assert pids and all(_alive(pid) for pid in pids)
     c.close()
-    _wait_until(lambda: not _alive(pid), "the device's process is killed")
+    _wait_until(lambda: not any(_alive(pid) for pid in pids), "the device's process is killed")
 
 
 def _run_emulator(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -49,12 +49,17 @@ def _listening_port(container: Any) -> int:
 @pytest.fixture
 def device_container(emulator_image: str, docker_client: Any, adb_server: Any) -> Iterator[DeviceContainer]:
     # Host networking, loopback only, a port the device agent picks itself: no fixed port, no race.
+    # The device authenticates adb: it gets the key of the host's adb server (~/.android/adbkey.pub).
+    from device_agent.emulator.auth import default_key_path
+
     container = docker_client.containers.run(
         emulator_image,
         command=["--port", "0", "--host", "127.0.0.1", "--model", "docker test device"],
         network_mode="host",
         detach=True,
         labels={"lab.test": "emulator"},
+        volumes={str(default_key_path().with_name("adbkey.pub")): {"bind": "/home/lab/.android/adbkey.pub",
+                                                                    "mode": "ro"}},
     )
     try:
         port = _listening_port(container)
