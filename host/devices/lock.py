@@ -31,6 +31,7 @@ LOCK_DIR = f"{REMOTE_DIR}/lock"
 STALE_AFTER_S = 24 * 3600.0
 UNWRITTEN_AFTER_S = 30.0  # a lock folder still without its owner file this long: its taker died in between
 POLL_S = 1.0
+_MAX_VANISHED = 100  # a lock that is gone whenever looked at, yet cannot be made: something else is wrong
 
 
 def work_dir() -> str:
@@ -78,12 +79,18 @@ def device_lock(
         DeviceError: the device failed.
     """
     owner = _owner()
+    made = shell.run(["mkdir", "-p", REMOTE_DIR])
+    if made.returncode != 0:
+        raise DeviceError(f"cannot make {REMOTE_DIR} on the device: {made.output.strip()}", serial)
     waited = False
     unwritten_since: float | None = None  # the lock exists but names nobody yet (being taken, or its taker died)
-    take = f"mkdir -p {REMOTE_DIR} && mkdir {LOCK_DIR} && echo {command_line([owner])} > {LOCK_DIR}/owner"
-    while (taken := shell.run(take)).returncode != 0:
+    vanished = 0  # the lock went away between our mkdir and our look: another run just released it
+    while (taken := shell.run(f"mkdir {LOCK_DIR} && echo {command_line([owner])} > {LOCK_DIR}/owner")).returncode != 0:
         if shell.run(["ls", "-d", LOCK_DIR]).returncode != 0:
-            raise DeviceError(f"cannot make the lock folder {LOCK_DIR} on the device: {taken.output.strip()}", serial)
+            vanished += 1
+            if vanished > _MAX_VANISHED:
+                raise DeviceError(f"cannot take the lock {LOCK_DIR} on the device: {taken.output.strip()}", serial)
+            continue
         holder = shell.run(["cat", f"{LOCK_DIR}/owner"]).stdout.strip()
         if holder:
             unwritten_since = None
