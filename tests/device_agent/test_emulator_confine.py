@@ -108,7 +108,12 @@ def test_the_helper_confines_an_unprivileged_user(outside):
     sandbox = outside / "sandbox"
     sandbox.mkdir()
     shutil.chown(sandbox, NOBODY, NOBODY)
-    confinement = Confinement("userns", sandbox, Limits(cpu_s=20, processes=32), read_only=[str(HELPER.parent)])
+    # a copy of the helper (standard library only) where nobody can read it: the checkout may sit in a private folder
+    helper_dir = Path(tempfile.mkdtemp(prefix="lab-helper-"))
+    helper_dir.chmod(0o755)
+    helper = Path(shutil.copy(HELPER, helper_dir / HELPER.name))
+    helper.chmod(0o644)
+    confinement = Confinement("userns", sandbox, Limits(cpu_s=20, processes=32), read_only=[str(helper_dir)])
     victim = outside / "victim.txt"
     script = f"""
 import os
@@ -125,11 +130,14 @@ for path in ({str(victim)!r}, "/tmp/evil.txt", "/etc/evil"):
         print("no write", path, e.errno)
 open("mine.txt", "w").write("ok")
 """
-    argv = confinement.command([python, "-c", script], sandbox)
+    argv = [str(helper) if part == str(HELPER) else part for part in confinement.command([python, "-c", script], sandbox)]
     argv[0] = python  # the helper itself, run by the system Python too
     env = base_environment(sandbox)
-    result = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv],
-                            capture_output=True, text=True, timeout=120, env=env, cwd=sandbox)
+    try:
+        result = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv],
+                                capture_output=True, text=True, timeout=120, env=env, cwd=sandbox)
+    finally:
+        shutil.rmtree(helper_dir, ignore_errors=True)
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
     assert first.startswith(f"2000 {sandbox} ")
