@@ -33,7 +33,6 @@ import os
 import resource
 import signal
 import sys
-import time
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000

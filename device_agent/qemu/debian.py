@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from device_agent.qemu.errors import MirrorError, PrepareError, QemuError
+from device_agent.qemu.seal import file_sha256
 
 __all__ = [
     "DEFAULT_MIRROR",
@@ -298,7 +299,7 @@ class Mirror:
 
         def fetch(package: DebPackage) -> Path:
             target = folder / package.file_name
-            if target.is_file() and target.stat().st_size == package.size and _sha256(target) == package.sha256:
+            if target.is_file() and target.stat().st_size == package.size and file_sha256(target) == package.sha256:
                 counted(package.size, received=False)  # downloaded by an earlier, interrupted prepare
                 return target
             partial = target.with_name(target.name + ".partial")
@@ -337,14 +338,6 @@ def _check_signature(data: bytes, mirror: str, keyring: Path | None) -> str:
         message = " ".join(done.stderr.decode("utf-8", "replace").split())
         raise MirrorError(mirror, f"the signature of InRelease does not verify with {keyring}: {message}")
     return f"verified with gpgv and {keyring.name}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

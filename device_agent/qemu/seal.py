@@ -15,13 +15,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COMPLETE", "seal", "check", "sealed_info"]
+__all__ = ["COMPLETE", "seal", "check", "sealed_info", "file_sha256"]
 
 COMPLETE = ".lab-complete"
 _VERSION = 1
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str | Path) -> str:
+    """A file's sha256, read in 1 MiB chunks (the package's one copy: debian.py checks downloads with it)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
@@ -42,7 +43,7 @@ def seal(folder: Path, info: dict[str, Any]) -> None:
             if os.path.islink(path):
                 files[relative] = ["link", os.readlink(path)]
             elif os.path.isfile(path):
-                files[relative] = [os.path.getsize(path), _sha256(path)]
+                files[relative] = [os.path.getsize(path), file_sha256(path)]
     document = {"version": _VERSION, "info": info, "files": files}
     partial = folder / f"{COMPLETE}.partial"
     partial.write_text(json.dumps(document, sort_keys=True) + "\n", encoding="utf-8")
@@ -87,6 +88,6 @@ def check(folder: Path, *, full: bool = False) -> str | None:
             return f"{folder.name}/{relative} is missing"
         if size != entry[0]:
             return f"{folder.name}/{relative} has {size} bytes, not {entry[0]} (damaged or half-written)"
-        if full and _sha256(path) != entry[1]:
+        if full and file_sha256(path) != entry[1]:
             return f"{folder.name}/{relative} does not match its sha256 (damaged)"
     return None

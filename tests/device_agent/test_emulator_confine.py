@@ -6,7 +6,6 @@ sandbox is writable. Each attack runs against a device started as root and as an
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import subprocess
 import sys

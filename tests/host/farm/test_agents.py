@@ -8,7 +8,6 @@ import signal
 from pathlib import Path
 
 from host.farm import open_farm_store
-from host.store._models import SqlMeasurement
 
 from .conftest import MODELS, lab, wait_until
 
