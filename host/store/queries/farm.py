@@ -25,7 +25,7 @@ from host import __version__
 from host.errors import NotFoundError, StoreError, UsageError
 from host.store._farm_models import JOB_STATUSES, SqlFarmDevice, SqlFarmHost, SqlFarmJob, SqlFarmModel
 from host.store._models import SqlRun, from_db_time, to_db_time
-from host.store.queries._core import StoreCore
+from host.store.queries._core import StoreCore, insert_ignore
 
 __all__ = [
     "FarmQueries",
@@ -171,10 +171,8 @@ class FarmQueries(StoreCore):
     def store_model(self, sha256: str, name: str, data: bytes) -> bool:
         """Keeps a model's bytes once per sha256; returns True when they were new."""
         with self._write_lock, self._sessions.session(write=True) as s:
-            if s.scalar(select(SqlFarmModel.id).where(SqlFarmModel.sha256 == sha256)) is not None:
-                return False
-            s.add(SqlFarmModel(sha256=sha256, name=name, size_bytes=len(data), data=data, stored_at=self._db_now(s)))
-            return True
+            values = {"sha256": sha256, "name": name, "size_bytes": len(data), "data": data, "stored_at": self._db_now(s)}
+            return insert_ignore(s, SqlFarmModel.__table__, values, ["sha256"])
 
     def model_bytes(self, sha256: str) -> bytes:
         with self._sessions.session() as s:
@@ -254,10 +252,11 @@ class FarmQueries(StoreCore):
         uid = uuid.uuid4().hex
         with self._write_lock, self._sessions.session(write=True) as s:
             now = self._db_now(s)
-            host = s.scalar(select(SqlFarmHost).where(SqlFarmHost.name == name).with_for_update())
-            if host is None:
-                host = SqlFarmHost(name=name, started_at=now)
-                s.add(host)
+            insert_ignore(s, SqlFarmHost.__table__, {
+                "name": name, "machine": socket.gethostname(), "pid": os.getpid(), "agent_uid": uid,
+                "lab_version": __version__, "heartbeat_s": heartbeat_s, "started_at": now, "heartbeat_at": now,
+            }, ["name"])
+            host = s.scalars(select(SqlFarmHost).where(SqlFarmHost.name == name).with_for_update()).one()
             host.machine = socket.gethostname()
             host.pid = os.getpid()
             host.agent_uid = uid
@@ -275,16 +274,14 @@ class FarmQueries(StoreCore):
         with self._write_lock, self._sessions.session(write=True) as s:
             now = self._db_now(s)
             for key, facts in devices:
-                row = s.scalar(select(SqlFarmDevice).where(SqlFarmDevice.key == key).with_for_update())
-                if row is None:
-                    row = SqlFarmDevice(key=key)
-                    s.add(row)
-                row.serial = facts["serial"]
-                row.host_id = agent.host_id
-                row.model = facts.get("model")
-                row.abis = list(facts.get("abis") or [])
-                row.facts = facts
-                row.heartbeat_at = now
+                values = {
+                    "serial": facts["serial"], "host_id": agent.host_id, "model": facts.get("model"),
+                    "abis": list(facts.get("abis") or []), "facts": facts, "heartbeat_at": now,
+                }
+                insert_ignore(s, SqlFarmDevice.__table__, {"key": key, **values}, ["key"])
+                row = s.scalars(select(SqlFarmDevice).where(SqlFarmDevice.key == key).with_for_update()).one()
+                for name, value in values.items():
+                    setattr(row, name, value)
                 s.flush()
                 ids[key] = row.id
         return ids

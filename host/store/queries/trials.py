@@ -9,7 +9,6 @@ from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from device_agent.output import BenchmarkResult, RunStats
@@ -27,7 +26,7 @@ from host.store._models import (
     from_db_time,
     to_db_time,
 )
-from host.store.queries._core import StoreCore, chunks
+from host.store.queries._core import StoreCore, chunks, insert_ignore
 from host.store.queries.ops import insert_op_stats
 
 __all__ = ["TrialQueries", "pack_samples", "unpack_samples"]
@@ -236,19 +235,6 @@ def trial_from_row(m: SqlMeasurement) -> Trial:
         raise StoreError(f"measurement {m.id} cannot be read back: {exc}") from exc
 
 
-def _insert_ignore(session: Session, table: Any, values: dict[str, Any], key: list[str]) -> None:
-    """INSERT that does nothing when a row with the same unique ``key`` exists (safe across processes)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        session.execute(sqlite.insert(table).values(values).on_conflict_do_nothing(index_elements=key))
-    elif dialect == "postgresql":
-        session.execute(postgresql.insert(table).values(values).on_conflict_do_nothing(index_elements=key))
-    else:
-        condition = [getattr(table.c, k) == values[k] for k in key]
-        if session.execute(select(table.c.id).where(*condition)).first() is None:
-            session.execute(insert(table).values(values))
-
-
 class TrialQueries(StoreCore):
     """Store methods for trials."""
 
@@ -277,7 +263,7 @@ class TrialQueries(StoreCore):
             "emulation": d.emulation,
             **changeable,
         }
-        _insert_ignore(s, table, values, ["serial", "fingerprint"])
+        insert_ignore(s, table, values, ["serial", "fingerprint"])
         where = (table.c.serial == d.serial, table.c.fingerprint == d.fingerprint)
         # facts that change without changing the hardware (an OS update) follow the latest trial
         s.execute(update(table).where(*where).values(changeable))
@@ -299,7 +285,7 @@ class TrialQueries(StoreCore):
             "build_id": m.build_id,
             "manifest": m.manifest,
         }
-        _insert_ignore(s, table, values, ["sha256"])
+        insert_ignore(s, table, values, ["sha256"])
         # a build's role, id and manifest fill in what an earlier plain `lab bench` of the file left empty
         for column in ("role", "build_id", "manifest"):
             if values[column] is not None:
@@ -327,7 +313,7 @@ class TrialQueries(StoreCore):
             "builtin": t.builtin,
             "source": t.source,
         }
-        _insert_ignore(s, table, values, ["sha256"])
+        insert_ignore(s, table, values, ["sha256"])
         pending[t.sha256] = s.execute(select(table.c.id).where(table.c.sha256 == t.sha256)).scalar_one()
         return pending[t.sha256]
 

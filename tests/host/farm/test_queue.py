@@ -220,3 +220,38 @@ def test_a_job_whose_device_fails_set_up_moves_to_another_device_then_fails_with
     assert "broken: no benchmark_model" in job.error and "other: device full" in job.error
     assert store.requeue_elsewhere(other_agent, second, "again") is None  # no longer the agent's
     assert {d.serial: d.state for d in store.farm_devices()} == {"emulator-5554": "idle", "second": "idle"}
+
+
+def test_agents_starting_together_register_the_same_devices_and_models_without_error(store: Store, pg_url: str) -> None:
+    """Two agents on one adb server start at once: both upsert the same new device rows (and two
+    submitters the same new model); neither may fail on the other's insert."""
+    rounds = 15
+    barrier = threading.Barrier(2, timeout=60)
+    errors: list[BaseException] = []
+    seen: list[dict[str, int]] = []
+
+    def register(name: str) -> None:
+        with open_farm_store(pg_url) as own:
+            agent = own.register_agent(name, 1.0)
+            for round_ in range(rounds):
+                devices = [(f"shared/s{round_}-{i}", {**FACTS, "serial": f"s{round_}-{i}"}) for i in range(3)]
+                barrier.wait()
+                try:
+                    seen.append(own.register_devices(agent, devices))
+                    own.store_model(f"{round_:064x}", "m.tflite", b"TFL3")
+                except BaseException as exc:  # noqa: BLE001 - reported below with the round
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=register, args=(name,)) for name in ("shared", "shared-twin")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(seen) == 2 * rounds
+    by_key: dict[str, set[int]] = {}
+    for ids in seen:
+        for key, device_id in ids.items():
+            by_key.setdefault(key, set()).add(device_id)
+    assert len(by_key) == 3 * rounds and all(len(ids) == 1 for ids in by_key.values())  # one row per device
+    assert len(store.farm_devices()) == 3 * rounds
