@@ -100,6 +100,34 @@ def _cd(call: Call) -> int:
     return 0
 
 
+_ULIMIT_BLOCK = 512  # mksh's unit for -f (POSIX blocks)
+
+
+@_command("ulimit")
+def _ulimit(call: Call) -> int:
+    """mksh's ``ulimit [-f] [BLOCKS|unlimited]``: the size redirections may write, in 512-byte blocks.
+
+    The one resource limit the lab sets (the runner's output file); others are refused by name.
+    """
+    args = list(call.args)
+    if args[:1] == ["-f"]:
+        args.pop(0)
+    elif args and args[0].startswith("-"):
+        return call.error(f"{args[0]}: not supported on the emulated device (only -f, the file size)")
+    shell = call.shell
+    if not args:
+        limit = shell.file_size_limit
+        call.out("unlimited\n" if limit is None else f"{limit // _ULIMIT_BLOCK}\n")
+        return 0
+    if args[0] == "unlimited":
+        shell.file_size_limit = None
+    elif args[0].isdigit():
+        shell.file_size_limit = int(args[0]) * _ULIMIT_BLOCK
+    else:
+        return call.error(f"{args[0]}: bad number")
+    return 0
+
+
 @_command("pwd")
 def _pwd(call: Call) -> int:
     call.out(call.cwd + "\n")

@@ -112,14 +112,20 @@ _VIRTUAL_DIR = Entry(mode=stat.S_IFDIR | 0o755, size=0, mtime=_STARTED, atime=_S
 class PendingFile:
     """A file being written under a temporary name; :meth:`commit` renames it, :meth:`discard` removes it."""
 
-    def __init__(self, final: Path, owner: tuple[int, int] | None = None) -> None:
+    def __init__(self, final: Path, owner: tuple[int, int] | None = None, room: int | None = None) -> None:
+        """``room``: bytes the device's storage has left (None: the host's disk decides)."""
         self.final = final
         self.owner = owner
+        self.room = room
         fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial")
         self.temp = Path(temp)
         self.file: BinaryIO = os.fdopen(fd, "wb")
 
     def write(self, data: bytes | memoryview) -> None:
+        if self.room is not None:
+            if len(data) > self.room:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.room -= len(data)
         self.file.write(data)
 
     def commit(self, mode: int, mtime: int | None = None) -> None:
@@ -142,7 +148,10 @@ class PendingFile:
 class Sandbox:
     """Maps device paths onto ``root`` (for /data/local/tmp) and ``facts_root`` (for the views)."""
 
-    def __init__(self, root: Path, facts_root: Path = Path("/")) -> None:
+    def __init__(self, root: Path, facts_root: Path = Path("/"), capacity: int | None = None) -> None:
+        """``capacity``: the size of the device's /data in bytes (``--storage``); None reports the
+        host's file system, as the device always did."""
+        self.capacity = capacity
         self._root = os.path.realpath(root)
         self.root = Path(self._root)
         self.facts_root = facts_root
@@ -405,7 +414,7 @@ class Sandbox:
             if make_parents:
                 os.makedirs(os.path.dirname(real), exist_ok=True)
                 self._adopt(os.path.dirname(real))
-            return PendingFile(Path(real), self.owner)
+            return PendingFile(Path(real), self.owner, self.free_bytes())
         except OSError as e:
             raise SandboxError(vpath, e.errno or errno.EIO) from e
 
@@ -464,7 +473,18 @@ class Sandbox:
             raise SandboxError(vpath, e.errno or errno.EIO) from e
 
     def disk_usage(self) -> tuple[int, int, int]:
-        """(total, used, free) bytes of the file system holding the root."""
-        total, used, free = shutil.disk_usage(self._root)
-        return total, used, free
+        """(total, used, free) bytes of the device's /data: the ``capacity`` when one was set (used:
+        what the sandbox's files hold), else the file system holding the root."""
+        if self.capacity is None:
+            total, used, free = shutil.disk_usage(self._root)
+            return total, used, free
+        used = sum(os.lstat(os.path.join(folder, name)).st_size
+                   for folder, _, names in os.walk(self._root) for name in names)
+        return self.capacity, used, max(0, self.capacity - used)
+
+    def free_bytes(self) -> int | None:
+        """Bytes a file opened now may grow by before the device's storage is full; None without a
+        ``capacity``. Each open file counts from this figure alone (an approximate quota: two files
+        written at once may together pass it by one file's share)."""
+        return None if self.capacity is None else self.disk_usage()[2]
 

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="ro.product.model (default 'lab emulated device')")
     parser.add_argument("--facts-root", type=Path, default=Path("/"),
                         help="where the read-only /proc and /sys views come from (default /; a captured tree for tests)")
+    parser.add_argument("--storage", type=_size, default=None, metavar="BYTES",
+                        help="size of the device's /data (e.g. 64M): df reports it and writes past it fail with "
+                             "'No space left on device'; default: the host's free space")
     parser.add_argument("--trace", action="store_true", help="log every packet's header and payload start to stderr")
     confine = parser.add_argument_group("confinement of the processes the shell starts (see ro.lab.confinement)")
     confine.add_argument("--confinement", choices=("auto", *MODES), default="auto",
@@ -122,7 +125,7 @@ def _device(args: argparse.Namespace, root: Path) -> Device:
     if args.arch == "native":
         if args.cpu or args.userland:
             raise AgentError("--cpu and --userland apply to --arch arm64 only")
-        sandbox = Sandbox(root, args.facts_root)
+        sandbox = Sandbox(root, args.facts_root, args.storage)
         confinement = _confinement(args, sandbox, NATIVE_RUNNER)
         props = device_props(args.model, facts_root=args.facts_root)
         props["ro.lab.confinement"] = confinement.describe()
@@ -142,7 +145,7 @@ def _device(args: argparse.Namespace, root: Path) -> Device:
         emulation=f"qemu-user {cpu}",
     )
     runner = Runner(tuple(head), tuple(sorted(env.items())), address_space=False)
-    sandbox = Sandbox(root, facts_root)
+    sandbox = Sandbox(root, facts_root, args.storage)
     confinement = _confinement(args, sandbox, runner, [str(userland.root)])
     props["ro.lab.confinement"] = confinement.describe()
     return Device(sandbox, props, runner=runner, confinement=confinement)

@@ -3,7 +3,8 @@
 It behaves like Android's ``/system/bin/sh`` for what adb users and the lab type: exit statuses
 (``$?``; 127 and ``/system/bin/sh: X: inaccessible or not found`` for unknown commands), ``;``,
 ``&&``, ``||``, pipes (each stage runs to completion, its output buffered for the next), globs
-against the device's file system, redirections into the sandbox and ``/dev/null``, and ``cd``.
+against the device's file system, redirections into the sandbox and ``/dev/null`` (bounded by
+``ulimit -f`` and by the device's ``--storage``), and ``cd``.
 A word containing ``/`` as a command runs a pushed executable (see ``process``).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import glob
 import itertools
 import posixpath
+import signal
 import subprocess
 import threading
 from typing import TYPE_CHECKING
@@ -19,7 +21,9 @@ from typing import TYPE_CHECKING
 from device_agent.emulator.commands import COMMANDS
 from device_agent.emulator.process import run_executable
 from device_agent.emulator.sandbox import DEVICE_TMP, SandboxError
-from device_agent.emulator.shio import BufferSink, BytesSource, Call, ExitShell, FileSink, NullSink, Sink, Source
+from device_agent.emulator.shio import (
+    BufferSink, BytesSource, Call, ExitShell, FileSink, FileSizeExceeded, NullSink, Sink, Source,
+)
 from device_agent.emulator.shparse import Command, Pipeline, Redirect, ShellSyntaxError, Word, parse
 
 if TYPE_CHECKING:
@@ -54,6 +58,7 @@ class Shell:
         self.exited = False  # `exit` ran
         self.vars = dict(_ENVIRONMENT)
         self.pid = next(_PIDS)  # $$: a device-side number, never the host's PID
+        self.file_size_limit: int | None = None  # `ulimit -f`, in bytes: what redirections may write
         self._aborted = threading.Event()
         self._lock = threading.Lock()
         self._processes: set[subprocess.Popen[bytes]] = set()
@@ -132,7 +137,10 @@ class Shell:
                 self.vars.update(env)
                 return 0
             call = Call(self, argv[0], argv[1:], env, stdin, stdout, stderr)
-            return self._dispatch(call)
+            try:
+                return self._dispatch(call)
+            except FileSizeExceeded:  # the kernel's SIGXFSZ: the command dies, the shell goes on
+                return 128 + signal.SIGXFSZ
         finally:
             for sink in opened:
                 sink.file.close()
@@ -223,7 +231,9 @@ class Shell:
 
     def _open_output(self, target: str, append: bool, opened: list[FileSink]) -> FileSink:
         try:
-            sink = FileSink(self.device.sandbox.open_write(target, self.cwd, append=append))
+            sandbox = self.device.sandbox
+            sink = FileSink(sandbox.open_write(target, self.cwd, append=append), self.file_size_limit,
+                            sandbox.free_bytes())
         except SandboxError as e:
             raise _RedirectError(f"can't create {target}: {e.detail}") from e
         opened.append(sink)

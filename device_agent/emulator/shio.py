@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from device_agent.emulator.sandbox import Sandbox
     from device_agent.emulator.shell import Shell
 
-__all__ = ["Sink", "Source", "BytesSource", "NullSink", "BufferSink", "FileSink", "read_all", "Call", "Builtin", "ExitShell"]
+__all__ = ["Sink", "Source", "BytesSource", "NullSink", "BufferSink", "FileSink", "FileSizeExceeded", "read_all", "Call", "Builtin", "ExitShell"]
 
 
 class Sink(Protocol):
@@ -54,16 +54,38 @@ class BufferSink:
         return self._buffer.getvalue()
 
 
-class FileSink:
-    """A redirection's file; writes from the two pumps of one process are serialized."""
+class FileSizeExceeded(Exception):
+    """A write past the shell's ``ulimit -f``: where a kernel sends SIGXFSZ to the writer."""
 
-    def __init__(self, file: BinaryIO) -> None:
+
+class FileSink:
+    """A redirection's file; writes from the two pumps of one process are serialized.
+
+    ``limit`` is the shell's ``ulimit -f`` in bytes: the write that would pass it writes up to it
+    and raises :class:`FileSizeExceeded`. ``room`` is what the device's storage has left: past it
+    data is dropped and ``full`` set, as a kernel's ENOSPC that the writing program ignores.
+    """
+
+    def __init__(self, file: BinaryIO, limit: int | None = None, room: int | None = None) -> None:
         self.file = file
+        self.limit = limit
+        self.room = room
+        self.full = False
         self._lock = threading.Lock()
 
     def write(self, data: bytes) -> None:
         with self._lock:
-            self.file.write(data)
+            if self.limit is not None and self.file.tell() + len(data) > self.limit:
+                self._store(data[: max(0, self.limit - self.file.tell())])
+                raise FileSizeExceeded(f"file size limit of {self.limit} bytes exceeded")
+            self._store(data)
+
+    def _store(self, data: bytes) -> None:
+        if self.room is not None:
+            if len(data) > self.room:
+                data, self.full = data[: self.room], True
+            self.room -= len(data)
+        self.file.write(data)
 
 
 def read_all(source: Source) -> bytes:

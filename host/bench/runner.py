@@ -22,7 +22,7 @@ import adbutils
 from host.bench.plan import PlannedTrial, plan_trials
 from host.bench.setup import prepare_session
 from host.bench.summary import Summary, summarize
-from host.bench.trial import OP_PROFILING_FLAG, DeviceSession, run_trial
+from host.bench.trial import MAX_OUTPUT_BYTES, OP_PROFILING_FLAG, DeviceSession, max_output_bytes, run_trial
 from host.devices.adb import adb_client
 from host.devices.lock import device_lock, work_dir
 from host.devices.tools import check_binary_path
@@ -109,6 +109,7 @@ class _Job:
     reporter: _Reporter
     stop: threading.Event
     wait_for_device: bool = True  # another run holds the device: wait for it (False: fail its trials)
+    max_output: int = MAX_OUTPUT_BYTES  # bytes of a trial's output read back
 
 
 def _failed_trial(job: _Job, facts: DeviceFacts, planned: PlannedTrial, error: str) -> Trial:
@@ -186,6 +187,7 @@ def _device_worker(job: _Job, facts: DeviceFacts) -> _DeviceResult:
         try:
             held.enter_context(device_lock(shell, serial, wait=job.wait_for_device, note=note, stop=job.stop))
             session = prepare_session(shell, facts, job.models, binary=job.binary, home=job.home, note=note, work=work)
+            session.max_output = job.max_output
         except LabError as exc:
             note(f"cannot run: {exc}")
             return _DeviceResult([_save(job, _failed_trial(job, facts, planned, str(exc))) for planned in job.plan], str(exc))
@@ -243,7 +245,7 @@ def run_bench(
     """Benchmarks every model on every device and stores the trials as one run.
 
     Raises:
-        UsageError: no models, or a bad trial count / cooldown.
+        UsageError: no models, a bad trial count / cooldown, or a bad $LAB_MAX_OUTPUT.
         ToolError: ``binary`` is missing or not an executable.
         NoDeviceError: no devices.
         StoreError: the store failed (the run is marked failed when it still can be).
@@ -266,6 +268,7 @@ def run_bench(
     if binary is not None:
         check_binary_path(binary)
         binary_abi(binary)  # an unreadable file or a non-executable fails here; a wrong ABI per device
+    max_output = max_output_bytes()
     devices = list({d.serial: d for d in devices}.values())  # one worker per device, even if named twice
     plan = plan_trials(len(models), trials, seed)
     client = client or adb_client()
@@ -273,7 +276,7 @@ def run_bench(
     reporter = _Reporter(progress)
     job = _Job(
         client, models, params, plan, cooldown_s, max_temp_c, max_temp_wait_s, store, run_id, binary, home, reporter,
-        threading.Event(), wait_for_device,
+        threading.Event(), wait_for_device, max_output,
     )
     reporter.start(len(plan) * len(devices), devices)
     pool = ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="bench")

@@ -8,6 +8,7 @@ past its timeout, a model the runtime rejects.
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import time
 from dataclasses import dataclass, field, replace
@@ -18,12 +19,12 @@ from device_agent.op_profile import find_op_profile
 from device_agent.output import BenchmarkResult, failure_cause, parse
 
 from host.bench.plan import PlannedTrial
-from host.devices.errors import DeviceGoneError, ShellTimeoutError
-from host.devices.push import REMOTE_DIR
+from host.devices.errors import DeviceGoneError, OutputTooLargeError, ShellTimeoutError
+from host.devices.push import REMOTE_DIR, free_bytes, parse_size
 from host.devices.shell import DeviceShell, ShellResult, command_line
 from host.devices.state import StateReader
 from host.devices.tools import version_line
-from host.errors import DeviceError
+from host.errors import DeviceError, UsageError
 from host.records import DeviceFacts, DeviceState, ModelFile, ToolInfo, Trial, TrialParams
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "benchmark_command",
     "builtin_tool",
     "failure_reason",
+    "max_output_bytes",
+    "MAX_OUTPUT_BYTES",
     "read_op_profile",
     "run_trial",
     "ops_requested",
@@ -43,6 +46,30 @@ OP_PROFILING_FLAG = "--enable_op_profiling=true"
 """benchmark_model's flag for per-op profiles (``lab bench --ops``)."""
 
 _STATE_TIMEOUT_S = 30.0
+
+MAX_OUTPUT_BYTES = 16 * 2**20
+"""The most of one trial's benchmark_model output the lab reads back (``$LAB_MAX_OUTPUT`` sets it).
+On the device the output file is bounded too: the trial's shell runs ``ulimit -f`` first, so a
+tool that prints without end is stopped by the kernel (SIGXFSZ) instead of filling the device."""
+_MIN_OUTPUT_BYTES = 64 * 1024
+_KEPT_BYTES = 64 * 1024  # of an output past the cap, this much of its start and of its end is stored
+_ULIMIT_BLOCK = 512  # the unit of mksh's `ulimit -f`
+_FULL_BYTES = 64 * 1024  # a device with less free space than this, whose trial output broke, is full
+
+
+def max_output_bytes() -> int:
+    """``$LAB_MAX_OUTPUT`` (bytes, or a size such as ``64MiB``), else :data:`MAX_OUTPUT_BYTES`.
+
+    Raises:
+        UsageError: the variable is not a size, or below 64 KiB (a normal output takes a few).
+    """
+    raw = os.environ.get("LAB_MAX_OUTPUT", "").strip()
+    if not raw:
+        return MAX_OUTPUT_BYTES
+    size = parse_size(raw)
+    if size is None or size < _MIN_OUTPUT_BYTES:
+        raise UsageError(f"LAB_MAX_OUTPUT={raw!r} is not a size of at least 64KiB: give bytes or e.g. 16MiB")
+    return size
 
 
 def builtin_tool(abi: str, runner_line: str | None) -> ToolInfo:
@@ -71,6 +98,7 @@ class DeviceSession:
     fixed_performance: bool | None = None
     remote_models: dict[str, str] = field(default_factory=dict)  # model sha256 -> device path
     work_dir: str = REMOTE_DIR  # this run's own folder for outputs (host.devices.lock.work_dir)
+    max_output: int = MAX_OUTPUT_BYTES  # bytes of a trial's output read back (max_output_bytes)
     tool_final: bool = False  # the tool's version line has been read from a run
 
     def settle_tool(self, output: str, result: BenchmarkResult | None) -> None:
@@ -215,14 +243,17 @@ def run_trial(
     samples = f"{session.work_dir}/{SAMPLES_FILE}" if session.samples else None
     argv = benchmark_command(session.tool_command, session.remote_models[model.sha256], params, samples)
     stale = [output_path, *([samples] if samples else [])]  # no leftovers of an earlier trial
-    line = f"{command_line(['rm', '-f', *stale])} ; {command_line(argv)} > {command_line([output_path])} 2>&1"
+    bound = f"ulimit -f {session.max_output // _ULIMIT_BLOCK + 1}"  # the output file, bounded on the device
+    line = (f"{command_line(['rm', '-f', *stale])} ; {bound} ; {command_line(argv)} > "
+            f"{command_line([output_path])} 2>&1")
     trial.command = line
     trial.started_at = _now()
     t0 = time.monotonic()
     result: ShellResult | None = None
     printed = ""  # what reached the shell's own streams (the shell's errors; partial output)
+    too_large = False
     try:
-        result = session.shell.run(line, timeout=params.timeout_s)
+        result = session.shell.run(line, timeout=params.timeout_s, max_output=session.max_output)
         printed = result.output
     except ShellTimeoutError as exc:
         trial.status = "timeout"
@@ -231,27 +262,62 @@ def run_trial(
     except DeviceGoneError as exc:
         trial.error = f"device gone: {exc}"
         printed = exc.output
+    except OutputTooLargeError as exc:
+        too_large, printed = True, exc.output
     except DeviceError as exc:
         trial.error = str(exc)
     trial.duration_s = time.monotonic() - t0
     output: str | None = None
     try:  # the output and samples files are read in the same round trip as the state after
         reads = [["cat", output_path], *([["cat", samples]] if samples else [])]
-        trial.state_after, files = session.state.snapshot_with(reads, session.fixed_performance, _STATE_TIMEOUT_S)
+        trial.state_after, files = session.state.snapshot_with(
+            reads, session.fixed_performance, _STATE_TIMEOUT_S, max_output=2 * session.max_output + 2**20
+        )
         output = files[0]
+    except OutputTooLargeError as exc:  # a device whose shell ignored `ulimit -f`
+        trial.state_after, output, too_large = None, exc.output, True
     except DeviceError:
         trial.state_after = None
     trial.raw_output = (output or "") + printed
-    if result is not None:
+    if too_large or (result is not None and output is not None and (
+            result.returncode == 128 + signal.SIGXFSZ or len(output) > session.max_output)):
+        _too_large(trial, session.max_output)
+    elif result is not None:
         if output is None:
             trial.error = "the device stopped answering before the trial's output could be read"
         else:
             _read_result(trial, result.returncode)
             if samples and trial.status == "ok":
                 trial.samples_us = _parse_samples(files[1])
+            if trial.status != "ok":
+                _name_full_storage(trial, session)
     session.settle_tool(trial.raw_output, trial.result)
     trial.tool = session.tool
     return trial
+
+
+def _too_large(trial: Trial, cap: int) -> None:
+    """Fails ``trial`` for printing more than ``cap`` bytes, keeping the start and end of its output."""
+    trial.status = "failed"
+    kept = _KEPT_BYTES // 1024
+    trial.error = (f"output too large: benchmark_model printed more than {cap / 2**20:g} MiB (set LAB_MAX_OUTPUT "
+                   f"to allow more); its first and last {kept} KiB are kept")
+    text = trial.raw_output
+    if len(text) > 2 * _KEPT_BYTES:
+        cut = len(text) - 2 * _KEPT_BYTES
+        trial.raw_output = f"{text[:_KEPT_BYTES]}\n[… {cut:,} characters left out by the lab …]\n{text[-_KEPT_BYTES:]}"
+
+
+def _name_full_storage(trial: Trial, session: DeviceSession) -> None:
+    """A trial whose output broke on a device with no space left says so: the output was cut short
+    by the full storage, which the error of the cut output alone would not tell."""
+    try:
+        free = free_bytes(session.shell, session.work_dir, _STATE_TIMEOUT_S)
+    except DeviceError:
+        return
+    if free is not None and free < _FULL_BYTES:
+        trial.error = (f"device storage full ({free / 1024:.0f} KiB free under {session.work_dir}): the trial's output "
+                       f"was cut short; free some space on the device ({trial.error})")
 
 
 def _read_result(trial: Trial, returncode: int) -> None:

@@ -3,6 +3,7 @@
     DeviceError
     ├── DeviceGoneError       the device left mid-operation (unplugged, process killed, offline)
     ├── ShellTimeoutError     a device command ran past its time limit
+    ├── OutputTooLargeError   a device command printed more than the host reads of it
     ├── NoSpaceError          not enough free space under /data/local/tmp for a push
     └── DeviceBusyError       another run holds the device's lock
     ToolError
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from host.errors import DeviceError, ToolError
 
-__all__ = ["DeviceGoneError", "ShellTimeoutError", "NoSpaceError", "DeviceBusyError", "WrongAbiError"]
+__all__ = ["DeviceGoneError", "ShellTimeoutError", "OutputTooLargeError", "NoSpaceError", "DeviceBusyError", "WrongAbiError"]
 
 
 class DeviceGoneError(DeviceError):
@@ -35,8 +36,19 @@ class ShellTimeoutError(DeviceError):
         self.output = output
 
 
+class OutputTooLargeError(DeviceError):
+    """A shell command printed more than its ``max_output``; the host stopped reading there.
+
+    ``output`` is the start of what it printed (up to the cap).
+    """
+
+    def __init__(self, message: str, serial: str | None = None, output: str = "") -> None:
+        super().__init__(message, serial)
+        self.output = output
+
+
 class NoSpaceError(DeviceError):
-    pass
+    """Not enough free space on the device (before a push, or found full after a trial)."""
 
 
 class WrongAbiError(ToolError):

@@ -23,6 +23,8 @@ __all__ = [
     "remote_model_path",
     "remote_sha256s",
     "parse_df_available",
+    "free_bytes",
+    "parse_size",
     "push_files",
 ]
 
@@ -76,7 +78,8 @@ def remote_sha256s(
     return found
 
 
-def _size(text: str, unit: int) -> int | None:
+def parse_size(text: str, unit: int = 1) -> int | None:
+    """Bytes of ``12``, ``9.5G``, ``16MiB`` (binary multiples; a bare number counts ``unit``s), or None."""
     match = _SIZE.match(text)
     if not match:
         return None
@@ -102,12 +105,17 @@ def parse_df_available(text: str) -> int | None:
     row = " ".join(lines[1:]).split()  # a long filesystem name may wrap the row
     if len(row) != len(header):
         return None
-    return _size(row[column], unit)
+    return parse_size(row[column], unit)
+
+
+def free_bytes(shell: DeviceShell, folder: str = REMOTE_DIR, timeout: float = 60.0) -> int | None:
+    """Free bytes under ``folder`` on the device (``df``), or None when df cannot tell."""
+    result = shell.run(["df", folder], timeout=timeout)
+    return parse_df_available(result.stdout) if result.returncode == 0 else None
 
 
 def _ensure_space(shell: DeviceShell, needed: int, timeout: float) -> None:
-    result = shell.run(["df", REMOTE_DIR], timeout=timeout)
-    available = parse_df_available(result.stdout) if result.returncode == 0 else None
+    available = free_bytes(shell, REMOTE_DIR, timeout)
     if available is not None and available < needed + _SPACE_MARGIN_BYTES:
         raise NoSpaceError(
             f"not enough space on {shell.serial}: {needed / 2**20:.1f} MiB to push and "

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import adbutils
 
-from host.devices.errors import DeviceGoneError, ShellTimeoutError
+from host.devices.errors import DeviceGoneError, OutputTooLargeError, ShellTimeoutError
 from host.errors import DeviceError
 
 __all__ = ["ShellResult", "DeviceShell", "command_line", "run_sections"]
@@ -104,28 +104,41 @@ class DeviceShell:
             raise self._gone(exc, what) from exc
         return conn
 
-    def run(self, command: str | Sequence[str], timeout: float = _DEFAULT_TIMEOUT_S) -> ShellResult:
+    def run(self, command: str | Sequence[str], timeout: float = _DEFAULT_TIMEOUT_S,
+            max_output: int | None = None) -> ShellResult:
         """Runs ``command`` and waits at most ``timeout`` seconds in total.
+
+        ``max_output`` bounds the bytes read (stdout and stderr together), so a command that prints
+        without end cannot grow the host's memory with it.
 
         Raises:
             ShellTimeoutError: the deadline passed (``.output`` holds what was printed so far).
             DeviceGoneError: the device vanished or the stream broke before an exit code came
                 (``.output`` holds what was printed so far).
+            OutputTooLargeError: more than ``max_output`` bytes came (``.output`` holds the first ones).
         """
         line = command_line(command)
         deadline = _Deadline(timeout)
         if self.supports_v2():
-            return self._run_v2(line, deadline)
-        return self._run_v1(line, deadline)
+            return self._run_v2(line, deadline, max_output)
+        return self._run_v1(line, deadline, max_output)
 
-    def _run_v2(self, line: str, deadline: _Deadline) -> ShellResult:
+    def _too_large(self, line: str, max_output: int, data: bytes | bytearray) -> OutputTooLargeError:
+        return OutputTooLargeError(
+            f"`{_short(line)}` on {self.serial} printed more than {max_output:,} bytes; stopped reading",
+            self.serial, _text(data[:max_output]),
+        )
+
+    def _run_v2(self, line: str, deadline: _Deadline, max_output: int | None) -> ShellResult:
         out, err = bytearray(), bytearray()
         conn = self._open(f"shell,v2:{line}", deadline, f"`{_short(line)}`")
         try:
             while True:
                 header = _read_exact(conn.conn, 5, deadline)
                 length = int.from_bytes(header[1:5], "little")
-                data = _read_exact(conn.conn, length, deadline) if length else b""
+                data = _read_exact(conn.conn, length, deadline) if length else b""  # a frame: ≤ adb's max payload
+                if max_output is not None and header[0] in (1, 2) and len(out) + len(err) + length > max_output:
+                    raise self._too_large(line, max_output, out + err + data)
                 if header[0] == 1:
                     out += data
                 elif header[0] == 2:
@@ -142,9 +155,10 @@ class DeviceShell:
         finally:
             _close(conn)
 
-    def _run_v1(self, line: str, deadline: _Deadline) -> ShellResult:
+    def _run_v1(self, line: str, deadline: _Deadline, max_output: int | None) -> ShellResult:
         data = bytearray()
         conn = self._open(f"shell:{line}; echo {_EXIT_MARK.decode()}$?", deadline, f"`{_short(line)}`")
+        limit = None if max_output is None else max_output + len(_EXIT_MARK) + 8  # room for the trailer
         try:
             while True:
                 conn.conn.settimeout(max(deadline.remaining(), 0.001))
@@ -152,6 +166,8 @@ class DeviceShell:
                 if not chunk:
                     break
                 data += chunk
+                if limit is not None and max_output is not None and len(data) > limit:
+                    raise self._too_large(line, max_output, data)
         except socket.timeout as exc:
             raise ShellTimeoutError(
                 f"`{_short(line)}` on {self.serial} did not finish in {deadline.timeout_s:g} s", self.serial, _text(data)
@@ -206,7 +222,8 @@ class DeviceShell:
 
 
 def run_sections(
-    shell: DeviceShell, commands: Sequence[str | Sequence[str]], timeout: float = _DEFAULT_TIMEOUT_S
+    shell: DeviceShell, commands: Sequence[str | Sequence[str]], timeout: float = _DEFAULT_TIMEOUT_S,
+    max_output: int | None = None,
 ) -> list[str]:
     """Runs several commands in one round trip; returns each one's stdout, in order, as printed.
 
@@ -217,7 +234,7 @@ def run_sections(
     for index, command in enumerate(commands):
         parts.append(f"echo {_SECTION_MARK}{index}")
         parts.append(command_line(command))
-    result = shell.run(" ; ".join(parts), timeout=timeout)
+    result = shell.run(" ; ".join(parts), timeout=timeout, max_output=max_output)
     slots = [""] * len(commands)
     pieces = _SECTION_RE.split(result.stdout)
     for i in range(1, len(pieces) - 1, 2):

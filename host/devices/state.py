@@ -109,18 +109,21 @@ class StateReader:
         return self.snapshot_with([], fixed_performance_mode, timeout)[0]
 
     def snapshot_with(
-        self, extra: Sequence[str | Sequence[str]], fixed_performance_mode: bool | None = None, timeout: float = 30.0
+        self, extra: Sequence[str | Sequence[str]], fixed_performance_mode: bool | None = None, timeout: float = 30.0,
+        max_output: int | None = None,
     ) -> tuple[DeviceState, list[str]]:
-        """The state now, and the stdout of ``extra`` commands run in the same round trip.
+        """The state now, and the stdout of ``extra`` commands run in the same round trip (of at
+        most ``max_output`` bytes together).
 
         Raises:
             DeviceGoneError, ShellTimeoutError: the device stopped answering.
+            OutputTooLargeError: the commands printed more than ``max_output``.
         """
         if not self._discovered:
             self.discover(timeout)
         taken_at = self._clock()
         commands: list[str | Sequence[str]] = [*self._commands(), *extra]
-        values = run_sections(self.shell, commands, timeout=timeout) if commands else []
+        values = run_sections(self.shell, commands, timeout=timeout, max_output=max_output) if commands else []
         split = len(values) - len(extra)
         return self._parse(values[:split], taken_at, fixed_performance_mode), values[split:]
 

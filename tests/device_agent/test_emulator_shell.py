@@ -171,3 +171,36 @@ def test_globs(run):
         0, "a1 a2 a1 b1 a2 .hidden a* ?1 nomatch*\n", "")
     assert run("echo /data/local/*/b1 /*/local") == (0, "/data/local/tmp/b1 /data/local\n", "")
     assert run("echo /proc/cpu*") == (0, "/proc/cpuinfo\n", "")
+
+
+def test_ulimit_f_bounds_what_redirections_write(run):
+    """`ulimit -f BLOCKS` (512-byte blocks, as mksh): a write past it stops the command as SIGXFSZ
+    would (status 153) and leaves the file at the limit; the shell goes on."""
+    big = "x" * 3000
+    assert run("ulimit") == (0, "unlimited\n", "")
+    assert run(f"ulimit -f 2; ulimit -f; echo {big} > /data/local/tmp/out; echo $?") == (0, "2\n153\n", "")
+    assert (run.root / "out").stat().st_size == 1024
+    assert run("echo small > /data/local/tmp/small; echo $?") == (0, "0\n", "")  # within the limit
+    assert run(f"ulimit -f unlimited; echo {big} > /data/local/tmp/out; echo $?") == (0, "0\n", "")
+    assert (run.root / "out").stat().st_size == 3001
+    assert run("ulimit -f lots") == (1, "", "ulimit: lots: bad number\n")
+    assert run("ulimit -n 5")[0] == 1
+
+
+def test_storage_capacity_shows_in_df_and_cuts_writes(tmp_path):
+    """`--storage`: df reports the device's size, a push past it fails with ENOSPC, and a redirection
+    keeps what fits (the writer, like a program ignoring ENOSPC, goes on)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "filler").write_bytes(b"f" * 6000)
+    run = Run(root)
+    run.device = Device(Sandbox(root, capacity=8192), device_props())
+    run.shell = Shell(run.device, BufferSink(), BufferSink())
+    status, out, _ = run("df /data/local/tmp")
+    assert status == 0 and out.splitlines()[1].split()[1:4] == ["8", "5", "2"]  # 1K-blocks, used, available
+    assert run(f"echo {'y' * 3000} > /data/local/tmp/out; echo $?") == (0, "0\n", "")
+    assert (root / "out").stat().st_size == 8192 - 6000
+    pending = run.device.sandbox.begin_write("/data/local/tmp/pushed")
+    with pytest.raises(OSError, match="No space left on device"):
+        pending.write(b"z" * 10)
+    pending.discard()

@@ -22,6 +22,7 @@ from host.bench import BenchOutcome, model_file, run_bench
 from host.cli.main import app
 from host.devices import select_devices
 from host.devices.tools import add_tool
+from host.errors import UsageError
 from host.records import DeviceFacts, Trial, TrialParams
 from host.store import HistoryFilter, open_store
 
@@ -349,3 +350,46 @@ def test_two_files_with_the_same_bytes_keep_both_names(adb_server: Any, emulated
         assert sorted(g.model_name for g in groups) == ["add.tflite", "renamed_add.tflite"]
         (only,) = store.history(HistoryFilter(model="renamed_add"))
         assert only.model_name == "renamed_add.tflite" and only.trials_ok == 2
+
+
+def test_a_tool_that_prints_without_end_is_stopped_at_the_output_cap(
+    adb_server: Any, emulated_device: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The device's shell bounds the output file (`ulimit -f`), the host reads at most the cap, and the
+    trial fails as "output too large" with the start and end of what was printed — not a timeout,
+    not a device filled up, not the host's memory grown by it."""
+    monkeypatch.setenv("LAB_MAX_OUTPUT", "1MiB")
+    chatty = write_script(tmp_path / "chatty", 'echo "INFO: STARTING!"; while true; do echo "INFO: more and more"; done')
+    out = bench(adb_server, tmp_path, [MODELS / "add.tflite"], [emulated_device.serial], binary=chatty,
+                params=TrialParams(runs=5, timeout_s=120), trials=2)
+    assert out.exit_code == 2
+    for trial in out.trials:
+        assert trial.status == "failed"
+        assert trial.error == ("output too large: benchmark_model printed more than 1 MiB (set LAB_MAX_OUTPUT to "
+                               "allow more); its first and last 64 KiB are kept")
+        assert trial.command is not None and "ulimit -f 2049 ;" in trial.command
+        assert trial.raw_output.startswith("INFO: STARTING!\nINFO: more and more\n")
+        assert "characters left out by the lab" in trial.raw_output
+        assert len(trial.raw_output) < 2 * 64 * 1024 + 200
+    _, trials = stored(tmp_path, out.run_id)
+    assert [t.error is not None and t.error.startswith("output too large") for t in trials] == [True, True]
+    monkeypatch.setenv("LAB_MAX_OUTPUT", "lots")
+    with pytest.raises(UsageError, match=r"LAB_MAX_OUTPUT='lots' is not a size of at least 64KiB"):
+        bench(adb_server, tmp_path, [MODELS / "add.tflite"], [emulated_device.serial])
+
+
+def test_a_device_whose_storage_fills_up_is_named_full(
+    adb_server: Any, emulated_device_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Storage that runs out mid-run cuts benchmark_model's output short: the trial says the device
+    is full (from df), instead of "device gone" or only "unreadable output"."""
+    device = emulated_device_factory(extra_args=("--storage", "4M"))
+    first = bench(adb_server, tmp_path, [MODELS / "add.tflite"], [device.serial], trials=1)
+    assert first.exit_code == 0  # the model is on the device now
+    used = sum(p.stat().st_size for p in device.root.rglob("*") if p.is_file())
+    adb_server.client.device(device.serial).sync.push(b"\0" * (4 * 2**20 - used - 300), "/data/local/tmp/filler")
+    out = bench(adb_server, tmp_path, [MODELS / "add.tflite"], [device.serial], trials=1)
+    (trial,) = out.trials
+    assert out.exit_code == 2 and trial.status == "failed"
+    assert trial.error is not None and trial.error.startswith("device storage full (0 KiB free under /data/local/tmp/lab/")
+    assert "free some space on the device (unreadable benchmark_model output" in trial.error

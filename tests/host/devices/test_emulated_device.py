@@ -26,7 +26,7 @@ from host.devices import (
     start_emulated_device,
     stop_emulated_device,
 )
-from host.devices.errors import DeviceGoneError, ShellTimeoutError
+from host.devices.errors import DeviceGoneError, OutputTooLargeError, ShellTimeoutError
 from host.devices.push import REMOTE_DIR
 from host.errors import DeviceError, DeviceNotFoundError, NotFoundError
 
@@ -125,6 +125,19 @@ def test_shell_deadline_and_the_device_stays_usable(adb_server: Any, emulated_de
     with pytest.raises(ShellTimeoutError, match="did not finish in 0.5 s") as info:
         shell.run("echo started; sleep 30", timeout=0.5)
     assert info.value.output == "started\n"
+    assert shell.run(["echo", "still here"]).stdout == "still here\n"
+
+
+@pytest.mark.parametrize("v2", [True, False])
+def test_shell_stops_reading_past_max_output(adb_server: Any, emulated_device: Any, v2: bool) -> None:
+    """A command that prints more than ``max_output`` (a device whose shell ignored ``ulimit -f``)
+    is cut off by the host, keeping the first bytes; the device answers the next command."""
+    (emulated_device.root / "big").write_bytes(b"0123456789" * 50_000)
+    shell = DeviceShell(adb_server.client, emulated_device.serial, v2=v2)
+    with pytest.raises(OutputTooLargeError, match="printed more than 100,000 bytes; stopped reading") as info:
+        shell.run("cat /data/local/tmp/big", max_output=100_000)
+    assert info.value.output == "0123456789" * 10_000
+    assert shell.run("cat /data/local/tmp/big", max_output=500_000).stdout == "0123456789" * 50_000
     assert shell.run(["echo", "still here"]).stdout == "still here\n"
 
 
