@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/store_history.py --measurements 100000 --keep /tmp/store.db
 
 The store is filled the way `lab bench` fills it: runs of 2 models × 5 devices × 5 trials
-(50 measurements, each with ~0.9 KB of raw benchmark_model output and 50 raw per-invoke samples),
+(50 measurements, each with ~1.5 KB of raw benchmark_model output and 50 raw per-invoke samples),
 an hour apart, from a pool of 10 model pairs and 8 devices. Each run is saved with one
 ``save_trials`` call (one transaction); separately, 2,000 trials go through ``save_trial`` one by
 one, the path parallel device workers take. Then each `lab history` filter is answered through
@@ -30,7 +30,9 @@ import numpy as np
 from host.records import Trial
 from host.report import history_rows
 from host.store import HistoryFilter, Store, open_store
-from host.store.synthetic import emulated_device, model_file, phone, synthetic_trial
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for its tests' synthetic trials
+from tests.host.synthetic import emulated_device, model_file, phone, synthetic_trial  # noqa: E402
 
 TRIALS_PER_GROUP = 5
 DEVICES_PER_RUN = 5

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from device_agent.bench import BenchFlags, BenchmarkFailed, main, parse_flags, summarize
+from device_agent.bench import main
 from device_agent.errors import OutputParseError
+from device_agent.failure import BenchmarkFailed
+from device_agent.flags import BenchFlags, parse_flags
 from device_agent.output import BenchmarkResult, parse
+from device_agent.timing import summarize
 
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 ADD, CONV, MIXED, FLEX = (MODELS / f"{name}.tflite" for name in ("add", "conv", "mixed_dtypes", "flex"))

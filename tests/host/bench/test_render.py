@@ -11,7 +11,7 @@ from rich.console import Console
 from device_agent.output import InstructionCounts
 from host.bench.render import summary_table
 from host.bench.summary import summarize
-from host.store.synthetic import emulated_device, guide_models, synthetic_trial
+from tests.host.synthetic import emulated_device, guide_models, synthetic_trial
 
 
 def _table_text(summaries: list) -> str:

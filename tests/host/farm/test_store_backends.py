@@ -13,7 +13,7 @@ import pytest
 
 from host.store import HistoryFilter, Store, open_store
 from host.store._migrate import current_revision, head_revision
-from host.store.synthetic import add_synthetic_run, emulated_device, guide_models, phone, synthetic_trial
+from tests.host.synthetic import add_synthetic_run, emulated_device, guide_models, phone, synthetic_trial
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -21,7 +21,7 @@ from host.cli.main import app
 from host.records import ModelFile, Trial, TrialParams
 from host.report.ops import compare_ops
 from host.store import Store, open_store
-from host.store.synthetic import builtin_tool, model_file, phone, synthetic_trial
+from tests.host.synthetic import builtin_tool, model_file, phone, synthetic_trial
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "benchmark_model"
 COLUMNS = ("[node type]", "[start]", "[first]", "[avg ms]", "[%]", "[cdf%]", "[mem KB]", "[times called]", "[Name]")

@@ -1,4 +1,4 @@
-"""A store per test, in tmp_path (filled with host.store.synthetic.add_synthetic_run)."""
+"""A store per test, in tmp_path (filled with tests.host.synthetic.add_synthetic_run)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from host.cli import app
 from host.store import Store, open_store
-from host.store.synthetic import add_synthetic_run, emulated_device, guide_models, phone
+from tests.host.synthetic import add_synthetic_run, emulated_device, guide_models, phone
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -151,7 +151,7 @@ def test_check_compares_emulated_only_with_emulated(runner: CliRunner, db_url: s
 
 
 def test_check_matches_a_rebuilt_model_by_role(runner: CliRunner, db_url: str, store: Store) -> None:
-    from host.store.synthetic import model_file
+    from tests.host.synthetic import model_file
 
     add_synthetic_run(store, seed=1)
     rebuilt = tuple(model_file(m.name, m.role, variant="rebuilt", manifest=m.manifest) for m in guide_models())

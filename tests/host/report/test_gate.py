@@ -12,7 +12,7 @@ from host.figures import TrialFigures
 from host.report import check_run, compare_runs
 from host.report._match import gate_values
 from host.store import HistoryGroup, Store
-from host.store.synthetic import add_synthetic_run, emulated_device, guide_models, phone
+from tests.host.synthetic import add_synthetic_run, emulated_device, guide_models, phone
 
 
 def _group(figures: list[TrialFigures]) -> HistoryGroup:

@@ -11,14 +11,13 @@ import re
 import pytest
 from rich.console import Console
 
-from host.store.synthetic import add_synthetic_run as add_run
-from host.store.synthetic import guide_models
 from host.errors import NotFoundError, UsageError
 from host.records import DeviceFacts
 from host.report import build_report, export_report, render_terminal, write_report
 from host.report.build import device_notes, manifest_facts
 from host.store import Store
-from host.store.synthetic import emulated_device, phone
+from tests.host.synthetic import add_synthetic_run as add_run
+from tests.host.synthetic import emulated_device, guide_models, phone
 
 DENSE, PRUNED = guide_models()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from host.bench.summary import summarize, trial_figures, trial_peak_memory_mb
-from host.store.synthetic import emulated_device, model_file, phone, synthetic_trial
+from tests.host.synthetic import emulated_device, model_file, phone, synthetic_trial
 
 
 def _trials(latencies: dict[tuple[str, str], float], n: int = 5, seed: int = 0):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from host.store import Store, open_store
-from host.store.synthetic import emulated_device, model_file, synthetic_trial
+from tests.host.synthetic import emulated_device, model_file, synthetic_trial
 
 WRITER = Path(__file__).with_name("writer.py")
 REPO = Path(__file__).resolve().parents[3]

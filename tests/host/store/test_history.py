@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, update
 
 from host.store import HistoryFilter, Store
 from host.store._models import SqlRun, to_db_time
-from host.store.synthetic import emulated_device, model_file, phone, synthetic_trial
+from tests.host.synthetic import emulated_device, model_file, phone, synthetic_trial
 
 DAY0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
 

@@ -17,7 +17,7 @@ from host.errors import SchemaError, StoreError
 from host.store import open_store
 from host.store._base import Base
 from host.store._migrate import alembic_config, head_revision
-from host.store.synthetic import model_file, phone, synthetic_trial
+from tests.host.synthetic import model_file, phone, synthetic_trial
 
 SNAPSHOT = Path(__file__).with_name("schema_sqlite.sql")
 FIRST_REVISION = "63ced09185ba"

@@ -10,7 +10,7 @@ import pytest
 
 from host.errors import StoreError
 from host.store import ImportFileError, Store, open_store
-from host.store.synthetic import emulated_device, model_file, phone, synthetic_trial
+from tests.host.synthetic import emulated_device, model_file, phone, synthetic_trial
 
 
 def _fill(store: Store, seed: int, runs: int = 2) -> list[int]:

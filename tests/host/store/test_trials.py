@@ -15,7 +15,7 @@ from host.bench.summary import summarize
 from host.errors import NotFoundError, StoreError
 from host.records import Trial
 from host.store import Store
-from host.store.synthetic import emulated_device, model_file, phone, synthetic_trial
+from tests.host.synthetic import emulated_device, model_file, phone, synthetic_trial
 
 
 def _run_with(store: Store, rng: np.random.Generator, n: int = 3) -> tuple[int, list[Trial]]:

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from host.store import open_store
-from host.store.synthetic import model_file, phone, synthetic_trial
+from tests.host.synthetic import model_file, phone, synthetic_trial
 
 
 def main(url: str, batches: int, size: int, seed: int) -> None:

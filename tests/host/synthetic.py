@@ -1,21 +1,35 @@
 """Synthetic but realistic trials, for the store's tests and its benchmarks (no device needed).
 
-Each trial draws per-invoke times around a given latency, derives benchmark_model's statistics
-from them exactly as benchmark_model does (first, curr, min, max, avg, std, percentiles) and
-writes the text a TFLite 2.20 benchmark_model would print for them.
+Each trial draws per-invoke times around a given latency, writes the text the lab's runner prints
+for them with its own writer (``device_agent.output``'s ``format_*`` and the runner's parameter
+lines) and reads that text back with ``parse``: its result is what the host stores for real output.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from device_agent.output import BenchmarkResult, RunStats
+from device_agent.flags import param_lines, parse_flags
+from device_agent.output import (
+    FAILED,
+    MEMORY_NOTE,
+    RunStats,
+    format_inference_timings,
+    format_memory_delta,
+    format_number,
+    format_periodic_peak,
+    format_running,
+    format_stats,
+    parse,
+)
+from device_agent.timing import summarize
 from host.records import DeviceFacts, DeviceState, ModelFile, ToolInfo, Trial, TrialParams, TrialStatus
-from host.store._store import Store
+from host.store import Store
 
 __all__ = [
     "emulated_device",
@@ -104,26 +118,35 @@ def device_state(at: datetime, temp_c: float = 41.5) -> DeviceState:
     )
 
 
-def _stats(values: np.ndarray) -> RunStats:
-    return RunStats(
-        count=int(values.size),
-        curr_us=float(values[-1]),
-        first_us=float(values[0]),
-        min_us=float(values.min()),
-        max_us=float(values.max()),
-        avg_us=float(values.mean()),
-        std_us=float(values.std()),
-        p5_us=float(np.percentile(values, 5)),
-        median_us=float(np.median(values)),
-        p95_us=float(np.percentile(values, 95)),
-    )
+def _output(command: str, model: ModelFile, init_us: float, warmup: RunStats, measured: RunStats) -> str:
+    """What the runner prints for ``command``'s run with these statistics (a successful one)."""
+    parsed = parse_flags(command.split()[1:])
+    flags = parsed.flags
+    lines = [
+        "STARTING!",
+        *param_lines(parsed),
+        f"Loaded model {flags.graph}",
+        "Created TensorFlow Lite XNNPACK delegate for CPU.",
+        f"The input model file size (MB): {format_number(model.size_bytes / 1e6)}",
+        f"Initialized session in {format_number(init_us / 1000.0)}ms.",
+        format_running(flags.warmup_runs, flags.warmup_min_secs, flags.max_secs),
+        format_stats(warmup),
+        "",
+        format_running(flags.num_runs, flags.min_secs, flags.max_secs),
+        format_stats(measured),
+        "",
+        format_inference_timings(init_us, _known(warmup.first_us), _known(warmup.avg_us), _known(measured.avg_us)),
+        MEMORY_NOTE,
+        format_memory_delta(6.36, 9.83),
+        format_periodic_peak(47.7),
+    ]
+    return "".join(f"INFO: {line}\n" if line else "\n" for line in lines)
 
 
-def _line(s: RunStats) -> str:
-    return (
-        f"INFO: count={s.count} first={s.first_us:.0f} curr={s.curr_us:.0f} min={s.min_us:.0f} max={s.max_us:.0f} "
-        f"avg={s.avg_us:g} std={s.std_us:.0f} p5={s.p5_us:.0f} median={s.median_us:.0f} p95={s.p95_us:.0f}"
-    )
+def _known(value: float | None) -> float:
+    if value is None:
+        raise ValueError("a trial's warm-up and measured runs have their first and average times")
+    return value
 
 
 def synthetic_trial(
@@ -149,84 +172,35 @@ def synthetic_trial(
     """
     start = started_at or datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=position)
     params = TrialParams(threads=1, runs=runs, warmup_runs=10)
-    command = f"benchmark_model --graph=/data/local/tmp/lab/{model.sha256}.tflite --num_threads=1 --num_runs={runs}"
-    tool = builtin_tool(device.abi)
+    command = (
+        f"benchmark_model --graph=/data/local/tmp/lab/{model.sha256}.tflite --num_threads=1 --num_runs={runs} "
+        f"--warmup_runs={params.warmup_runs}"
+    )
+    trial = partial(
+        Trial, run_id=run_id, device=device, model=model, tool=builtin_tool(device.abi), params=params, index=index,
+        position=position, started_at=start, command=command,
+    )  # fmt: skip
     if status != "ok":
-        raw = "ERROR: Didn't find op for builtin opcode 'CONV_2D' version '6'.\nBenchmarking failed.\n"
-        return Trial(
-            run_id=run_id,
-            device=device,
-            model=model,
-            tool=tool,
-            params=params,
-            index=index,
-            position=position,
-            status=status,
-            started_at=start,
-            duration_s=0.4,
-            error="Didn't find op for builtin opcode 'CONV_2D' version '6'",
-            raw_output=raw,
-            command=command,
-        )
+        error = "Didn't find op for builtin opcode 'CONV_2D' version '6'"
+        return trial(status=status, duration_s=0.4, error=error, raw_output=f"ERROR: {error}.\n{FAILED}\n")
     samples = np.maximum(rng.normal(latency_us, noise * latency_us, runs), latency_us * 0.2)
     if preempt_rate > 0:
         hit = rng.random(runs) < preempt_rate
         samples[hit] *= rng.uniform(2.0, 10.0, int(hit.sum()))
-    warm = np.maximum(rng.normal(latency_us * 1.1, noise * latency_us, 10), latency_us * 0.2)
-    measured, warmup = _stats(samples), _stats(warm)
+    warm = np.maximum(rng.normal(latency_us * 1.1, noise * latency_us, params.warmup_runs), latency_us * 0.2)
+    samples_ns = [round(float(us) * 1000) for us in samples]  # the runner's clock: whole ns
+    warm_ns = [round(float(us) * 1000) for us in warm]
     init_us = float(rng.uniform(3000, 6000))
-    result = BenchmarkResult(
-        runs=measured,
-        warmup=warmup,
-        init_us=init_us,
-        first_inference_us=warmup.first_us,
-        warmup_avg_us=warmup.avg_us,
-        inference_avg_us=measured.avg_us,
-        memory_delta_init_mb=6.36,
-        memory_delta_overall_mb=9.83,
-        periodic_peak_memory_mb=47.7,
-        num_threads=1,
-        use_xnnpack=True,
-        xnnpack_applied=True,
-        model_size_mb=model.size_bytes / 1e6,
-    )
-    lines = [
-        "INFO: STARTING!",
-        "INFO: Num threads: [1]",
-        f"INFO: Graph: [/data/local/tmp/lab/{model.sha256}.tflite]",
-        "INFO: Use xnnpack: [1]",
-        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
-        f"INFO: The input model file size (MB): {model.size_bytes / 1e6:g}",
-        f"INFO: Initialized session in {init_us / 1000:.3f}ms.",
-        _line(warmup),
-        "",
-        _line(measured),
-        "",
-        f"INFO: Inference timings in us: Init: {init_us:.0f}, First inference: {warmup.first_us:.0f}, "
-        f"Warmup (avg): {warmup.avg_us:g}, Inference (avg): {measured.avg_us:g}",
-        "INFO: Memory footprint delta from the start of the tool (MB): init=6.36 overall=9.83",
-        "INFO: Overall peak memory footprint (MB) via periodic monitoring: 47.7",
-        "",
-    ]
-    raw = "\n".join(lines)
-    duration = float(samples.sum() + warm.sum() + init_us) / 1e6
-    return Trial(
-        run_id=run_id,
-        device=device,
-        model=model,
-        tool=tool,
-        params=params,
-        index=index,
-        position=position,
+    raw = _output(command, model, init_us, summarize(warm_ns), summarize(samples_ns))
+    duration = (sum(samples_ns) + sum(warm_ns)) / 1e9 + init_us / 1e6
+    return trial(
         status="ok",
-        started_at=start,
         duration_s=duration,
         raw_output=raw,
-        result=result,
-        samples_us=[float(v) for v in samples] if keep_samples else None,
+        result=parse(raw),
+        samples_us=[ns / 1000 for ns in samples_ns] if keep_samples else None,
         state_before=device_state(start),
         state_after=device_state(start + timedelta(seconds=duration), 42.0),
-        command=command,
     )
 
 
