@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -280,6 +280,17 @@ def test_device_killed_mid_run(adb_server: Any, emulated_device_factory: Callabl
     assert status == "partial" and sorted(t.status for t in trials) == ["failed", "failed", "ok", "ok"]
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in this test, however the suite was started: Python installs
+    that handler only where SIGINT was not ignored at its start, and a suite run in the background
+    of a script (`cmd &`, nohup) starts with SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_interrupted_run_keeps_what_it_measured(adb_server: Any, emulated_device: Any, tmp_path: Path) -> None:
     class InterruptAfterFirst(Recorder):
         def trial_done(self, trial: Trial) -> None:
