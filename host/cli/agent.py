@@ -14,8 +14,6 @@ import typer
 from rich.console import Console
 
 from host.cli.context import lab_context
-from host.devices import adb_client
-from host.farm import AgentOptions, FarmAgent, open_farm_store
 
 __all__ = ["register"]
 
@@ -43,6 +41,9 @@ def agent(
     not counted), then stop. A second SIGTERM or Ctrl-C stops at once (running jobs are requeued when
     their lease expires).
     """
+    from host.devices import adb_client
+    from host.farm import AgentOptions, FarmAgent, open_farm_store
+
     lab = lab_context(ctx)
     err = Console(stderr=True, soft_wrap=True)
     options = AgentOptions(

@@ -12,15 +12,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from host.bench import model_file, run_bench
-from host.bench.trial import OP_PROFILING_FLAG
-from host.bench.render import RichBenchProgress, failure_lines, note_lines, outcome_json, summary_table
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt, RunsOpt, SerialOpt, ThreadsOpt, TrialsOpt, WarmupOpt
-from host.devices import adb_client, select_devices
-from host.records import TrialParams, to_jsonable
-from host.report import stdout_console
-from host.store import open_store
 
 __all__ = ["register"]
 
@@ -64,6 +57,14 @@ def bench(
 
     Exit codes: 0 all trials ok, 1 some failed, 2 nothing could run.
     """
+    from host.bench import model_file, run_bench
+    from host.bench.render import RichBenchProgress, failure_lines, note_lines, outcome_json, summary_table
+    from host.bench.trial import OP_PROFILING_FLAG
+    from host.devices import adb_client, select_devices
+    from host.records import TrialParams, to_jsonable
+    from host.report import stdout_console
+    from host.store import open_store
+
     lab = lab_context(ctx)
     err = Console(stderr=True, soft_wrap=True)
     files = [model_file(path) for path in models]

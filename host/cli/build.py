@@ -12,19 +12,21 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from host.build import STAGES, BuildResult, BuildSpec, CheckReport, Stage, check_spec
-from host.build.docker import build_with_backend
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
 from host.errors import ModelCheckError
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from host.build import BuildResult, BuildSpec, CheckReport, Stage
 
 __all__ = ["RichBuildProgress", "register", "build_table"]
 
@@ -36,6 +38,8 @@ class RichBuildProgress:
     """
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         self.console = console
         self.progress = Progress(
             SpinnerColumn(finished_text="[green]✓[/]"),
@@ -63,6 +67,8 @@ class RichBuildProgress:
         self.progress.stop()
 
     def stage_started(self, stage: Stage, epochs: int | None) -> None:
+        from host.build import STAGES
+
         self.tasks[stage] = self.progress.add_task(STAGES[stage], total=epochs or 1, metrics="")
         self.totals[stage] = epochs or 1
 
@@ -128,6 +134,8 @@ def _print_check(report: CheckReport, out: Console) -> None:
 
 
 def _check_only(spec: BuildSpec, json_: bool, out: Console, err: Console) -> None:
+    from host.build import check_spec
+
     report = check_spec(spec)
     if json_:
         document: dict[str, Any] = {
@@ -230,6 +238,9 @@ def build_command(
 
     Exit codes: 0 ok, 1 the build failed, 2 bad input or a model the XNNPACK check rejects.
     """
+    from host.build import BuildSpec
+    from host.build.docker import build_with_backend
+
     spec = BuildSpec(
         dataset=dataset,
         recipe=recipe,

@@ -8,12 +8,6 @@ import typer
 
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
-from host.figures import HEADLINE
-from host.records import to_jsonable
-from host.report import check_run, render_check, stdout_console
-from host.report import json as report_json
-from host.report.check import parse_threshold
-from host.store import open_store
 
 
 def check(
@@ -60,6 +54,13 @@ def check(
     the check. Exit codes: 0 no regression, 1 regression or missing/failed model, 2 nothing
     to compare. Emulated-device results are compared only with emulated-device results.
     """
+    from host.figures import HEADLINE
+    from host.records import to_jsonable
+    from host.report import check_run, render_check, stdout_console
+    from host.report import json as report_json
+    from host.report.check import parse_threshold
+    from host.store import open_store
+
     thresholds = {
         name: parse_threshold(text, option) if text is not None else None
         for name, option, text in (

@@ -8,9 +8,6 @@ import typer
 
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
-from host.report import compare_ops, compare_runs, render_comparison, render_op_comparison, stdout_console
-from host.report import json as report_json
-from host.store import open_store
 
 
 def compare(
@@ -32,6 +29,10 @@ def compare(
     when the graph changed; kernels by function), sorted by its part in the total change; ops in one
     run only are listed.
     """
+    from host.report import compare_ops, compare_runs, render_comparison, render_op_comparison, stdout_console
+    from host.report import json as report_json
+    from host.store import open_store
+
     with open_store(lab_context(ctx).db_url) as store:
         result = compare_runs(store, run_a, run_b)
         op_result = compare_ops(store, run_a, run_b) if ops else None

@@ -7,11 +7,8 @@ from pathlib import Path
 
 import typer
 
-from sqlalchemy.engine import make_url
-
 from host import config
 from host.errors import ConfigError
-from host.store._engine import sqlite_path
 
 __all__ = ["LabContext", "lab_context", "check_new_store"]
 
@@ -43,6 +40,10 @@ def check_new_store(given: str, url: str) -> None:
     Raises:
         ConfigError: the store does not exist and looks like a typo (see above).
     """
+    from sqlalchemy.engine import make_url
+
+    from host.store._engine import sqlite_path
+
     path = sqlite_path(make_url(url)) if "://" in url else None
     if path is None or path.exists():
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,9 +14,10 @@ from rich.table import Table
 from host.cli.context import lab_context
 from host.cli.farm_devices import show_farm_devices
 from host.cli.options import JsonOpt
-from host.devices import DeviceEntry, adb_client, list_devices, server_address
-from host.records import DeviceFacts, to_jsonable
-from host.report import stdout_console
+
+if TYPE_CHECKING:
+    from host.devices import DeviceEntry
+    from host.records import DeviceFacts
 
 __all__ = ["register"]
 
@@ -72,6 +73,9 @@ def devices(
     if farm:
         show_farm_devices(lab_context(ctx), json_)
         return
+    from host.devices import adb_client, list_devices, server_address
+    from host.records import to_jsonable
+
     err = Console(stderr=True, soft_wrap=True)
     client = adb_client(on_start=lambda message: err.print(message, highlight=False))
     entries = list_devices(client)
@@ -89,6 +93,8 @@ def devices(
     if not entries:
         err.print("no devices attached: connect a phone with USB debugging on, or start one with `lab emulator start`")
         return
+    from host.report import stdout_console
+
     stdout_console().print(_table(entries))
 
 

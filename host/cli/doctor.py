@@ -14,8 +14,6 @@ from rich.table import Table
 
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
-from host.doctor import run_checks
-from host.report import stdout_console
 
 __all__ = ["register"]
 
@@ -24,6 +22,9 @@ _MARK = {"ok": "[green]ok[/]", "warning": "[yellow]warning[/]", "missing": "[red
 
 def doctor(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Check adb and devices, TensorFlow, LiteRT, the tool cache, the database and Docker; say how to fix what is missing."""
+    from host.doctor import run_checks
+    from host.report import stdout_console
+
     lab = lab_context(ctx)
     checks = run_checks(lab.home, lab.db_url)
     if json_:

@@ -12,20 +12,19 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
-from device_agent.errors import AgentError
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
-from host.devices import adb_client, list_emulated_devices, start_emulated_device, stop_emulated_device
 from host.errors import ConfigError, UsageError
-from host.report import stdout_console
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 __all__ = ["register", "RichPrepareProgress"]
 
@@ -42,6 +41,8 @@ class RichPrepareProgress:
     there is something to download (a prepared userland shows one line and no bar)."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
         self.console = console
         self.progress = Progress(
             TextColumn("[bold]download[/]"),
@@ -90,6 +91,7 @@ def prepare(
     """
     if arch != "arm64":
         raise UsageError("only --arch arm64 needs preparing; x86_64 emulated devices run on this machine as they are")
+    from device_agent.errors import AgentError
     from device_agent.qemu import default_dest, prepare as prepare_userland
 
     err = Console(stderr=True, soft_wrap=True)
@@ -110,6 +112,8 @@ def start(
     json_: JsonOpt = False,
 ) -> None:
     """Start an emulated device in the background and connect it to the adb server."""
+    from host.devices import adb_client, start_emulated_device
+
     lab = lab_context(ctx)
     err = Console(stderr=True, soft_wrap=True)
     client = adb_client(on_start=lambda message: err.print(escape(message), highlight=False))
@@ -127,6 +131,8 @@ def stop(
     all_: Annotated[bool, typer.Option("--all", help="Stop every emulated device this LAB_HOME started.")] = False,
 ) -> None:
     """Disconnect and stop an emulated device (its files stay under LAB_HOME)."""
+    from host.devices import list_emulated_devices, stop_emulated_device
+
     lab = lab_context(ctx)
     if (serial is None) == (not all_):
         raise UsageError("give one SERIAL or --all (see lab emulator status)")
@@ -141,6 +147,8 @@ def stop(
 @emulator_app.command("status")
 def status(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """List the emulated devices this LAB_HOME started."""
+    from host.devices import list_emulated_devices
+
     lab = lab_context(ctx)
     handles = list_emulated_devices(lab.home)
     if json_:
@@ -154,6 +162,8 @@ def status(ctx: typer.Context, json_: JsonOpt = False) -> None:
         table.add_column(header)
     for h in handles:
         table.add_row(h.serial, h.arch, str(h.pid), "yes" if h.running else "no", h.started_at, escape(h.root))
+    from host.report import stdout_console
+
     stdout_console().print(table)
 
 

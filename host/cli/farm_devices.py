@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,8 +15,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from host.cli.context import LabContext
-from host.farm import FarmDevice, open_farm_store
-from host.report import stdout_console
+
+if TYPE_CHECKING:
+    from host.farm import FarmDevice
 
 __all__ = ["show_farm_devices", "farm_devices_json"]
 
@@ -58,6 +60,8 @@ def _table(devices: list[FarmDevice]) -> Table:
 
 def show_farm_devices(lab: LabContext, json_: bool) -> None:
     """Prints the farm's devices (a table, or JSON with ``json_``)."""
+    from host.farm import open_farm_store
+
     with open_farm_store(lab.db_url) as store:
         devices = store.farm_devices()
     if json_:
@@ -66,4 +70,6 @@ def show_farm_devices(lab: LabContext, json_: bool) -> None:
     if not devices:
         Console(stderr=True).print("no device is registered in the farm: run `lab agent` on a host with devices")
         return
+    from host.report import stdout_console
+
     stdout_console().print(_table(devices))

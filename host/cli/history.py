@@ -11,12 +11,6 @@ from rich.console import Console
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
 from host.errors import UsageError
-from host.report import csv as report_csv
-from host.report import history_png, history_rows, render_history, stdout_console
-from host.report import json as report_json
-from host.report.dates import parse_when
-from host.report.plot import write_png
-from host.store import HistoryFilter, open_store
 
 
 def history(
@@ -35,6 +29,13 @@ def history(
     """Show stored results: when, median latency with its 95% CI, trials, threads, XNNPACK, tool, status."""
     if as_json and as_csv:
         raise UsageError("--json and --csv exclude each other: pick one")
+    from host.report import csv as report_csv
+    from host.report import history_png, history_rows, render_history, stdout_console
+    from host.report import json as report_json
+    from host.report.dates import parse_when
+    from host.report.plot import write_png
+    from host.store import HistoryFilter, open_store
+
     flt = HistoryFilter(
         model=model,
         device=device,

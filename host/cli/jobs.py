@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,9 +12,9 @@ from rich.table import Table
 
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
-from host.farm import FarmJob, open_farm_store
-from host.records import to_jsonable
-from host.report import stdout_console
+
+if TYPE_CHECKING:
+    from host.farm import FarmJob
 
 __all__ = ["register", "jobs_json", "jobs_table"]
 
@@ -22,6 +22,8 @@ _STYLE = {"queued": "cyan", "running": "yellow", "done": "green", "failed": "red
 
 
 def jobs_json(jobs: list[FarmJob], lonely: set[int] | None = None) -> dict[str, Any]:
+    from host.records import to_jsonable
+
     rows = []
     for job in jobs:
         row = to_jsonable(job)
@@ -60,6 +62,8 @@ def jobs(
     """List the farm's jobs, oldest first; queued jobs no registered device can take say so."""
     if ctx.invoked_subcommand is not None:
         return
+    from host.farm import open_farm_store
+
     lab = lab_context(ctx)
     with open_farm_store(lab.db_url) as store:
         found = store.list_jobs(statuses=status)
@@ -71,12 +75,16 @@ def jobs(
         Console(stderr=True).print("no jobs" + (f" in status {', '.join(status)}" if status else "") +
                                    ": queue some with `lab submit`")
         return
+    from host.report import stdout_console
+
     stdout_console().print(jobs_table(found, lonely))
 
 
 @jobs_app.command("cancel")
 def cancel(ctx: typer.Context, job_id: Annotated[int, typer.Argument(help="The job to cancel.")]) -> None:
     """Cancel a queued or running job (a running one stops before its next trial)."""
+    from host.farm import open_farm_store
+
     lab = lab_context(ctx)
     with open_farm_store(lab.db_url) as store:
         job = store.cancel_job(job_id)

@@ -10,19 +10,22 @@ from rich.console import Console
 
 from host.cli.context import lab_context
 from host.errors import NotFoundError, UsageError
-from host.report import FORMATS, build_report, export_report, render_terminal, stdout_console, write_report
-from host.store import open_store
 
 _SUFFIXES = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".csv": "csv", ".json": "json"}
+_FORMATS = tuple(dict.fromkeys(_SUFFIXES.values()))
+"""host.report.FORMATS without importing host.report (the store, numpy) for ``--help``; a test keeps them equal."""
 
 
 def report(
     ctx: typer.Context,
     run: Annotated[int | None, typer.Argument(help="Run id. Default: the latest run.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)}.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help=f"One of {', '.join(_FORMATS)}.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file (format from its suffix).")] = None,
 ) -> None:
     """Per device: latency with CI, speed-up with CI, size, accuracy, sparsity, device facts and notes."""
+    from host.report import FORMATS, build_report, export_report, render_terminal, stdout_console, write_report
+    from host.store import open_store
+
     if fmt is None and out is not None:
         fmt = _SUFFIXES.get(out.suffix.lower())
         if fmt is None:

@@ -13,22 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from host.bench.render import RichBenchProgress, failure_lines, outcome_json
-from host.build import BuildSpec
 from host.cli.build import RichBuildProgress
 from host.cli.context import lab_context
 from host.cli.emulator import RichPrepareProgress
 from host.cli.options import JsonOpt, RunsOpt, SerialOpt, ThreadsOpt, TrialsOpt, WarmupOpt
-from host.experiment import EMULATOR_ALIASES, RunRequest, run_experiment, run_finding
-from host.records import TrialParams, to_jsonable
-from host.report import build_report, render_terminal, stdout_console
-from host.store import open_store
+
+if TYPE_CHECKING:
+    from host.bench.render import RichBenchProgress
 
 __all__ = ["register"]
 
@@ -54,6 +51,8 @@ class _RichRunProgress:
 
     @contextmanager
     def benching(self) -> Iterator[RichBenchProgress]:
+        from host.bench.render import RichBenchProgress
+
         with RichBenchProgress(self.console) as progress:
             yield progress
 
@@ -97,6 +96,13 @@ def run(
 
     Exit codes: 0 all trials ok, 1 some failed, 2 nothing could run.
     """
+    from host.bench.render import failure_lines, outcome_json
+    from host.build import BuildSpec
+    from host.experiment import EMULATOR_ALIASES, RunRequest, run_experiment, run_finding
+    from host.records import TrialParams, to_jsonable
+    from host.report import build_report, render_terminal, stdout_console
+    from host.store import open_store
+
     lab = lab_context(ctx)
     err = Console(stderr=True, soft_wrap=True)
     if emulator in EMULATOR_ALIASES:

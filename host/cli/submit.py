@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
 
 from host.cli.context import lab_context
 from host.cli.jobs import jobs_json, jobs_table
 from host.cli.options import JsonOpt, RunsOpt, ThreadsOpt, TrialsOpt, WarmupOpt
-from host.farm import FINISHED, FarmJob, Target, open_farm_store, submit_jobs, wait_for_jobs
-from host.store.queries.farm import FarmQueries
-from host.records import TrialParams
-from host.report import stdout_console
+
+if TYPE_CHECKING:
+    from host.farm import FarmJob
+    from host.store.queries.farm import FarmQueries
 
 __all__ = ["register"]
 
@@ -49,6 +48,9 @@ def submit(
     Exit codes: 0 queued (with --wait: all done), 1 with --wait some job failed or the timeout passed,
     2 bad input or unreachable database.
     """
+    from host.farm import Target, open_farm_store, submit_jobs
+    from host.records import TrialParams
+
     lab = lab_context(ctx)
     err = Console(stderr=True, soft_wrap=True)
     params = TrialParams(threads=threads, runs=runs, warmup_runs=warmup, min_secs=min_secs)
@@ -66,6 +68,8 @@ def submit(
     if json_:
         typer.echo(json.dumps(jobs_json(jobs), indent=2))
     elif wait:
+        from host.report import stdout_console
+
         stdout_console().print(jobs_table(jobs, set()))
     else:
         for job in jobs:
@@ -75,6 +79,10 @@ def submit(
 
 
 def _follow(store: FarmQueries, ids: list[int], timeout: float | None, err: Console) -> list[FarmJob]:
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from host.farm import FINISHED, wait_for_jobs
+
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} jobs"),
                   console=err, transient=True) as progress:
         task = progress.add_task("waiting", total=len(ids))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,9 +13,9 @@ from rich.table import Table
 
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
-from host.devices.tools import add_tool, fetch_tool, list_tools, remove_tool
-from host.records import ToolInfo, to_jsonable
-from host.report import stdout_console
+
+if TYPE_CHECKING:
+    from host.records import ToolInfo
 
 __all__ = ["register"]
 
@@ -35,6 +35,8 @@ def add(
     abi: AbiOpt,
 ) -> None:
     """Copy a benchmark_model binary into the cache (checked against --abi by its ELF header)."""
+    from host.devices.tools import add_tool
+
     info = add_tool(lab_context(ctx).home, path, abi)
     typer.echo(f"added {_describe(info)}")
 
@@ -45,6 +47,8 @@ def remove(
     sha256: Annotated[str, typer.Argument(help="The tool's sha256, or enough of its start to name one tool.")],
 ) -> None:
     """Delete a cached tool; the next newest of its ABI becomes the default again."""
+    from host.devices.tools import list_tools, remove_tool
+
     info = remove_tool(lab_context(ctx).home, sha256)
     left = [t for t in list_tools(lab_context(ctx).home) if t.default and t.info.abi == info.abi]
     now = f"; {info.abi} now uses {left[0].info.sha256[:12]}" if left else f"; no cached tool for {info.abi} left"
@@ -54,6 +58,9 @@ def remove(
 @tools_app.command("list")
 def list_(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Cached tools by ABI; the newest of each ABI is the one `lab bench` uses."""
+    from host.devices.tools import list_tools
+    from host.records import to_jsonable
+
     tools = list_tools(lab_context(ctx).home)
     if json_:
         rows = [
@@ -78,6 +85,8 @@ def list_(ctx: typer.Context, json_: JsonOpt = False) -> None:
             escape(t.info.source or "—"),
             t.added_at.strftime("%Y-%m-%d %H:%M"),
         )
+    from host.report import stdout_console
+
     stdout_console().print(table)
 
 
@@ -91,6 +100,8 @@ def fetch(
     ] = False,
 ) -> None:
     """Download Google's nightly benchmark_model for an ABI into the cache (exit 2 when offline)."""
+    from host.devices.tools import fetch_tool
+
     err = Console(stderr=True, soft_wrap=True)
     info = fetch_tool(lab_context(ctx).home, abi, plus_flex=plus_flex, platform="linux" if linux else None)
     err.print(f"fetched from {escape((info.source or '').removeprefix('fetched:'))}", highlight=False)

@@ -14,8 +14,6 @@ from rich.console import Console
 
 from host.cli.context import lab_context
 from host.errors import UsageError
-from host.report.dates import parse_when
-from host.store import open_store
 
 
 def export(
@@ -24,6 +22,9 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Write runs and their trials as JSON Lines (stdout by default): `lab export > runs.jsonl`."""
+    from host.report.dates import parse_when
+    from host.store import open_store
+
     since_at = parse_when(since, "--since") if since else None
     err = Console(stderr=True)
     with open_store(lab_context(ctx).db_url) as store:
@@ -83,6 +84,8 @@ def import_(
     path: Annotated[Path, typer.Argument(help="A file written by `lab export` (- for stdin).")],
 ) -> None:
     """Merge an export into this store; records already there are skipped, a bad line imports nothing."""
+    from host.store import open_store
+
     source = "stdin" if str(path) == "-" else str(path)
     try:
         if source == "stdin":
