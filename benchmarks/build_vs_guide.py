@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from host.build.datasets import load_dataset, parse_dataset
+from host.builder.datasets import load_dataset, parse_dataset
 
 GUIDE = r'''
 import json, sys, tempfile, time

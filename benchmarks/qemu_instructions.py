@@ -36,9 +36,9 @@ def build_model(path: Path, sparsity: float) -> Path:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
-    from host.build import _tf
-    from host.build.convert import to_tflite
-    from host.build.recipes import xnnpack_cnn
+    from host.builder import _tf
+    from host.builder.convert import to_tflite
+    from host.builder.recipes import xnnpack_cnn
 
     keras, tfmot = _tf.tf_keras(), _tf.tfmot()
     keras.utils.set_random_seed(0)

@@ -22,8 +22,8 @@ from adbutils import AdbClient
 from device_agent.errors import AgentError
 from host.bench import BenchOutcome, BenchProgress, model_file, run_bench
 from host.bench.evidence import SPARSE_PATH_RATIO, sparse_evidence
-from host.build import BuildProgress, BuildResult, BuildSpec
-from host.build.docker import build_with_backend
+from host.builder import BuildProgress, BuildResult, BuildSpec
+from host.builder.docker import build_with_backend
 from host.devices import adb_client, select_devices
 from host.devices.emulated import EmulatedDeviceHandle, start_emulated_device, stop_emulated_device
 from host.errors import ConfigError, DeviceError, NoDeviceError

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import adbutils
 
 from host.bench.plan import PlannedTrial, plan_trials
-from host.bench.setup import prepare_session
+from host.bench.prepare import prepare_session
 from host.bench.summary import Summary, summarize
 from host.bench.trial import MAX_OUTPUT_BYTES, OP_PROFILING_FLAG, DeviceSession, max_output_bytes, run_trial
 from host.devices.adb import adb_client

@@ -26,7 +26,7 @@ from host.errors import ModelCheckError
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-    from host.build import BuildResult, BuildSpec, CheckReport, Stage
+    from host.builder import BuildResult, BuildSpec, CheckReport, Stage
 
 __all__ = ["RichBuildProgress", "register", "build_table"]
 
@@ -67,7 +67,7 @@ class RichBuildProgress:
         self.progress.stop()
 
     def stage_started(self, stage: Stage, epochs: int | None) -> None:
-        from host.build import STAGES
+        from host.builder import STAGES
 
         self.tasks[stage] = self.progress.add_task(STAGES[stage], total=epochs or 1, metrics="")
         self.totals[stage] = epochs or 1
@@ -134,7 +134,7 @@ def _print_check(report: CheckReport, out: Console) -> None:
 
 
 def _check_only(spec: BuildSpec, json_: bool, out: Console, err: Console) -> None:
-    from host.build import check_spec
+    from host.builder import check_spec
 
     report = check_spec(spec)
     if json_:
@@ -238,8 +238,8 @@ def build_command(
 
     Exit codes: 0 ok, 1 the build failed, 2 bad input or a model the XNNPACK check rejects.
     """
-    from host.build import BuildSpec
-    from host.build.docker import build_with_backend
+    from host.builder import BuildSpec
+    from host.builder.docker import build_with_backend
 
     spec = BuildSpec(
         dataset=dataset,

@@ -97,7 +97,7 @@ def run(
     Exit codes: 0 all trials ok, 1 some failed, 2 nothing could run.
     """
     from host.bench.render import failure_lines, outcome_json
-    from host.build import BuildSpec
+    from host.builder import BuildSpec
     from host.experiment import EMULATOR_ALIASES, RunRequest, run_experiment, run_finding
     from host.records import TrialParams, to_jsonable
     from host.report import build_report, render_terminal, stdout_console

@@ -39,7 +39,7 @@ def _number(value: Any) -> float | None:
 
 
 def manifest_facts(manifest: Mapping[str, Any] | None, role: str | None) -> tuple[float | None, float | None]:
-    """(accuracy, sparsity) of the ``role`` file from its build manifest (``host.build.manifest``).
+    """(accuracy, sparsity) of the ``role`` file from its build manifest (``host.builder.manifest``).
 
     Accuracy is the TFLite file's on the test split (``accuracy.tflite_<role>``); sparsity is the
     lowest of its 1x1 convolutions' (``files.<role>.conv1x1[].sparsity``): XNNPACK's sparse path

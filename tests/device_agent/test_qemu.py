@@ -57,9 +57,9 @@ def _build_tflite(sparsity: float) -> bytes:
     """The guide's CNN, one short epoch on random data; pruned with PruneForLatencyOnXNNPack when sparsity > 0."""
     import numpy as np
 
-    from host.build import _tf
-    from host.build.convert import to_tflite
-    from host.build.recipes import xnnpack_cnn
+    from host.builder import _tf
+    from host.builder.convert import to_tflite
+    from host.builder.recipes import xnnpack_cnn
 
     keras, tfmot = _tf.tf_keras(), _tf.tfmot()
     keras.utils.set_random_seed(0)

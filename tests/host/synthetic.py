@@ -214,7 +214,7 @@ SYNTHETIC_MANIFEST = {
         "pruned": {"conv1x1": [{"sparsity": 0.76}, {"sparsity": 0.751}]},
     },
 }
-"""The parts of a build manifest (``host.build.manifest``) that reports read."""
+"""The parts of a build manifest (``host.builder.manifest``) that reports read."""
 
 
 def guide_models() -> tuple[ModelFile, ModelFile]:

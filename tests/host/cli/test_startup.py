@@ -37,7 +37,7 @@ HEAVY = (
     "host.farm",
     "host.bench",
     "host.report",
-    "host.build",
+    "host.builder",
     "host.devices",
 )
 """Third-party and lab packages that only the commands that use them may import."""

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from host.build import BuildResult, BuildSpec
-from host.build.docker import CONTAINER_LABEL, build_in_docker
+from host.builder import BuildResult, BuildSpec
+from host.builder.docker import CONTAINER_LABEL, build_in_docker
 from host.errors import MissingExtraError
 from host.images import IMAGE_TAGS, EngineUnavailableError, ImageMissingError, builder_image, engine, require_image
 

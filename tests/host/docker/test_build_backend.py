@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from host.build import BuildSpec, ModelFileError
-from host.build.cache import find_complete
-from host.build.docker import ContainerBuildError, build_in_docker, build_with_backend, choose_backend
+from host.builder import BuildSpec, ModelFileError
+from host.builder.cache import find_complete
+from host.builder.docker import ContainerBuildError, build_in_docker, build_with_backend, choose_backend
 from host.errors import DatasetError, UsageError
 from host.images import EngineUnavailableError, ImageMissingError
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from host.build.cache import find_complete
+from host.builder.cache import find_complete
 
 from .conftest import artifact_entries, build_containers
 

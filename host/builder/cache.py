@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from host import __version__
-from host.build.datasets import identity, parse_dataset
-from host.build.manifest import load_manifest, package_versions
+from host.builder.datasets import identity, parse_dataset
+from host.builder.manifest import load_manifest, package_versions
 from host.hashing import file_sha256
-from host.build.recipes import model_identity
-from host.build.spec import BuildSpec, Hyperparameters
+from host.builder.recipes import model_identity
+from host.builder.spec import BuildSpec, Hyperparameters
 from host.errors import BuildError
 
 __all__ = ["build_inputs", "build_id_of", "find_complete", "staging", "publish", "remove_stale"]

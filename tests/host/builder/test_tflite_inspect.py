@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from host.build import BuildResult
-from host.build.tflite_inspect import inspect_tflite, verify_densify
+from host.builder import BuildResult
+from host.builder.tflite_inspect import inspect_tflite, verify_densify
 from host.errors import BuildError
 
 pytestmark = pytest.mark.tf  # the files come from the session's build

@@ -1,4 +1,4 @@
-"""Without TensorFlow: ``import host.build`` works and a build names the extra to install."""
+"""Without TensorFlow: ``import host.builder`` works and a build names the extra to install."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import sys
 for name in ("tensorflow", "tf_keras", "tensorflow_model_optimization"):
     sys.modules[name] = None  # makes `import tensorflow` raise ImportError, as if not installed
 from pathlib import Path
-import host.build, host.cli
-from host.build import BuildSpec, build, check_spec
+import host.builder, host.cli
+from host.builder import BuildSpec, build, check_spec
 from host.errors import MissingExtraError
 home = Path(sys.argv[1])
 for call in (lambda: build(BuildSpec(dataset="synthetic:20"), home), lambda: check_spec(BuildSpec())):

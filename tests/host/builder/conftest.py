@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from host.build import BuildResult, BuildSpec, build
+from host.builder import BuildResult, BuildSpec, build
 
 SMALL = {"dataset": "synthetic:600", "epochs": 1, "prune_epochs": 1, "fine_tune_epochs": 2, "batch_size": 64}
 """A spec small enough for tests: 540 training images, 9 steps per epoch, ~5 s of training."""

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from host.build import _tf
-from host.build.datasets import Dataset
-from host.build.progress import BuildProgress, Stage
+from host.builder import _tf
+from host.builder.datasets import Dataset
+from host.builder.progress import BuildProgress, Stage
 
 __all__ = ["Inputs", "make_inputs", "uses_logits", "compile_model", "fit", "evaluate_keras", "normalised"]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from host.build import _tf
-from host.build.train import normalised
+from host.builder import _tf
+from host.builder.train import normalised
 from host.errors import BuildError
 
 __all__ = ["to_tflite", "evaluate_tflite"]

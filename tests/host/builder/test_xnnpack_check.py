@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from host.build import ModelFileError, check_model, check_model_file, find_problems, fix_keepdims
-from host.build.recipes import xnnpack_cnn
-from host.build.xnnpack_check import prepare_model
+from host.builder import ModelFileError, check_model, check_model_file, find_problems, fix_keepdims
+from host.builder.recipes import xnnpack_cnn
+from host.builder.xnnpack_check import prepare_model
 from host.errors import ModelCheckError
 
 from .conftest import guide_model

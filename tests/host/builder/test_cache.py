@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.build import BuildResult, BuildSpec, build
-from host.build.cache import build_id_of, build_inputs, find_complete, remove_stale
+from host.builder import BuildResult, BuildSpec, build
+from host.builder.cache import build_id_of, build_inputs, find_complete, remove_stale
 from host.errors import DatasetError
 
 from .conftest import SMALL

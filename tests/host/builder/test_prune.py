@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from host.build.prune import LayerSparsity, measure_sparsity, pruning_frequency, require_sparsity
+from host.builder.prune import LayerSparsity, measure_sparsity, pruning_frequency, require_sparsity
 from host.errors import BuildError
 
 
@@ -37,7 +37,7 @@ def test_require_sparsity_allows_only_tfmots_rounding() -> None:
 
 @pytest.mark.tf
 def test_an_unpruned_model_fails_the_check_loudly() -> None:
-    from host.build.recipes import xnnpack_cnn
+    from host.builder.recipes import xnnpack_cnn
 
     layers = measure_sparsity(xnnpack_cnn())
     assert [(s.layer, s.size) for s in layers] == [("pw1", 128), ("pw2", 512)]
@@ -50,7 +50,7 @@ def _pruned_sparsity(frequency: int) -> float:
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from host.build.recipes import xnnpack_cnn
+    from host.builder.recipes import xnnpack_cnn
 
     model: Any = xnnpack_cnn()
     pruning = tfmot.sparsity.keras.prune_low_magnitude(

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from host.build import _tf
+from host.builder import _tf
 from host.errors import DatasetError
 from host.hashing import file_sha256
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from host.build import _tf
-from host.build.progress import BuildProgress
-from host.build.spec import Hyperparameters
-from host.build.train import Inputs, compile_model, fit
+from host.builder import _tf
+from host.builder.progress import BuildProgress
+from host.builder.spec import Hyperparameters
+from host.builder.train import Inputs, compile_model, fit
 from host.errors import BuildError
 
 __all__ = [

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from host.build import _tf
+from host.builder import _tf
 from host.errors import BuildError, ModelCheckError
 from host.hashing import update_with_file
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from host.build import _tf
-from host.build.recipes import keras3_message, load_model_file
+from host.builder import _tf
+from host.builder.recipes import keras3_message, load_model_file
 from host.errors import ModelCheckError
 
 __all__ = ["Rule", "ModelProblem", "CheckReport", "find_problems", "check_model", "fix_keepdims", "check_model_file"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.build.datasets import DatasetRef, identity, load_dataset, parse_dataset
+from host.builder.datasets import DatasetRef, identity, load_dataset, parse_dataset
 from host.errors import DatasetError
 
 

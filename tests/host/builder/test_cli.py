@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from host.build import BuildResult
+from host.builder import BuildResult
 from host.cli import app
 
 from .conftest import SMALL

@@ -5,7 +5,7 @@ How one build goes (``build_in_docker``, on the host):
 1. The spec's values and input files are checked here, so bad input fails at once, not in a
    container (none of this needs TensorFlow).
 2. This process makes a staging folder ``LAB_HOME/artifacts/.tmp-docker-…`` (``cache.staging``).
-3. A container of the builder image runs ``python -m host.build.docker`` (``container_main``)
+3. A container of the builder image runs ``python -m host.builder.docker`` (``container_main``)
    with the artifacts folder mounted read-only at ``/lab/artifacts`` (for the cache lookup), the
    staging folder read-write at ``/out`` and the build's input files read-only at their own
    paths. It computes the build id from its own package versions, answers from the cache when
@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from host.build import cache
-from host.build.datasets import KERAS_CIFAR10, parse_dataset
-from host.build.pipeline import BuildResult, build, run_build
-from host.build.progress import STAGES, BuildProgress, NullProgress, Stage
-from host.build.spec import BuildSpec
+from host.builder import cache
+from host.builder.datasets import KERAS_CIFAR10, parse_dataset
+from host.builder.pipeline import BuildResult, build, run_build
+from host.builder.progress import STAGES, BuildProgress, NullProgress, Stage
+from host.builder.spec import BuildSpec
 from host.config import artifacts_dir
 from host.errors import BuildError, LabError, MissingExtraError, ModelCheckError, UsageError
 from host.images import (
@@ -271,7 +271,7 @@ def _run_container(
         container = client.containers.create(
             image,
             command=command,
-            entrypoint=["python", "-m", "host.build.docker"],
+            entrypoint=["python", "-m", "host.builder.docker"],
             user=f"{os.getuid()}:{os.getgid()}",
             environment={"HOME": _CONTAINER_HOME, "LAB_HOME": "/lab"},
             volumes=_volumes(spec, root, staged),
@@ -416,7 +416,7 @@ def container_main(argv: list[str] | None = None, out: TextIO | None = None) -> 
     the XNNPACK check rejects.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m host.build.docker", description="Run one lab build (the Docker backend's container side)."
+        prog="python -m host.builder.docker", description="Run one lab build (the Docker backend's container side)."
     )
     parser.add_argument("--spec", required=True, help="the BuildSpec as JSON (BuildSpec.to_dict)")
     parser.add_argument("--artifacts", type=Path, required=True, help="LAB_HOME's artifacts folder (cache lookup)")

@@ -17,7 +17,7 @@ from host.errors import UsageError
 __all__ = ["BuildSpec", "Hyperparameters", "GUIDE_DEFAULTS", "QUICK_DEFAULTS", "RECIPES"]
 
 RECIPES = ("xnnpack-cnn",)
-"""Built-in model recipes (see ``host.build.recipes``)."""
+"""Built-in model recipes (see ``host.builder.recipes``)."""
 
 
 @dataclass(frozen=True)

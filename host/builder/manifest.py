@@ -43,7 +43,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from host.build.tflite_inspect import TfliteInfo
+from host.builder.tflite_inspect import TfliteInfo
 from host.errors import BuildError
 from host.hashing import file_sha256
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from host.build import GUIDE_DEFAULTS, BuildSpec
+from host.builder import GUIDE_DEFAULTS, BuildSpec
 from host.errors import UsageError
 
 

@@ -1,7 +1,7 @@
 """The one place that imports TensorFlow, tf_keras and tfmot (the `build` extra).
 
-Everything else in ``host.build`` calls these functions inside the code that needs them, so that
-``import host.build`` works on a machine without TensorFlow.
+Everything else in ``host.builder`` calls these functions inside the code that needs them, so that
+``import host.builder`` works on a machine without TensorFlow.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from host.build import BuildResult, BuildSpec, build
-from host.build.datasets import load_dataset, parse_dataset
-from host.build.manifest import MANIFEST_VERSION, load_manifest
-from host.build.train import normalised
+from host.builder import BuildResult, BuildSpec, build
+from host.builder.datasets import load_dataset, parse_dataset
+from host.builder.manifest import MANIFEST_VERSION, load_manifest
+from host.builder.train import normalised
 
 from .conftest import SMALL
 

@@ -16,24 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from host import __version__
-from host.build import _tf, cache
-from host.build.convert import evaluate_tflite, to_tflite
-from host.build.datasets import Dataset, load_dataset, parse_dataset
-from host.build.manifest import MANIFEST_VERSION, file_entry, package_versions, write_manifest
-from host.build.progress import BuildProgress, NullProgress, Stage
-from host.build.prune import (
+from host.builder import _tf, cache
+from host.builder.convert import evaluate_tflite, to_tflite
+from host.builder.datasets import Dataset, load_dataset, parse_dataset
+from host.builder.manifest import MANIFEST_VERSION, file_entry, package_versions, write_manifest
+from host.builder.progress import BuildProgress, NullProgress, Stage
+from host.builder.prune import (
     XNNPACK_MIN_SPARSITY,
     LayerSparsity,
     measure_sparsity,
     prune_and_fine_tune,
     require_sparsity,
 )
-from host.build.recipes import build_recipe, load_model_file
-from host.build.spec import BuildSpec
-from host.build.tflite_inspect import ConvSparsity, TfliteInfo, inspect_tflite, verify_densify
-from host.build.train import compile_model, evaluate_keras, fit, make_inputs, uses_logits
-from host.build.xnnpack_check import CheckReport, find_problems, prepare_model
-from host.build.xnnpack_check import check_model_file as _check_model_file
+from host.builder.recipes import build_recipe, load_model_file
+from host.builder.spec import BuildSpec
+from host.builder.tflite_inspect import ConvSparsity, TfliteInfo, inspect_tflite, verify_densify
+from host.builder.train import compile_model, evaluate_keras, fit, make_inputs, uses_logits
+from host.builder.xnnpack_check import CheckReport, find_problems, prepare_model
+from host.builder.xnnpack_check import check_model_file as _check_model_file
 from host.config import artifacts_dir
 from host.errors import BuildError, DatasetError
 

@@ -6,11 +6,11 @@ run and raise ``MissingExtraError`` (``pip install 'lab[build]'``) when it is mi
 
 from __future__ import annotations
 
-from host.build.pipeline import BuildResult, build, check_spec, run_build
-from host.build.progress import STAGES, BuildProgress, NullProgress, Stage
-from host.build.recipes import ModelFileError
-from host.build.spec import GUIDE_DEFAULTS, QUICK_DEFAULTS, BuildSpec, Hyperparameters
-from host.build.xnnpack_check import (
+from host.builder.pipeline import BuildResult, build, check_spec, run_build
+from host.builder.progress import STAGES, BuildProgress, NullProgress, Stage
+from host.builder.recipes import ModelFileError
+from host.builder.spec import GUIDE_DEFAULTS, QUICK_DEFAULTS, BuildSpec, Hyperparameters
+from host.builder.xnnpack_check import (
     CheckReport,
     ModelProblem,
     check_model,
