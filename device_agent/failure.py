@@ -1,4 +1,8 @@
-"""The runner's failure: the ``ERROR: …`` lines benchmark_model prints before ``Benchmarking failed.``."""
+"""The runner's failure: the ``ERROR: …`` lines benchmark_model prints before ``Benchmarking failed.``.
+
+``BenchmarkFailed`` is a ``RunnerError``; the whole tree of the agent's errors is on the page of
+``device_agent.errors``.
+"""
 
 from __future__ import annotations
 

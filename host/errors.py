@@ -1,24 +1,46 @@
 """The lab's errors: one root, small subclasses that carry what went wrong.
 
-Only the CLI turns these into exit codes (see ``host.cli.main``); library code raises them.
+Only the CLI turns these into exit codes (``exit_code``, see ``host.cli.main``); library code
+raises them. This is the whole tree of the host's errors, wherever each class is defined: one
+defined outside this module names its module in brackets; an exit code is given where it differs
+from the parent's. ``tests/test_errors_tree.py`` checks the page both ways (every subclass of
+``LabError`` is here under its real parent with its exit code; every name here exists). The
+device agent's own errors (``AgentError``: device_agent never imports host) are listed in
+``device_agent.errors``.
 
-    LabError                      exit 1 unless a subclass says otherwise
-    ├── UsageError                bad option or argument value (exit 2)
-    ├── ConfigError               environment or configuration is unusable (exit 2)
+    LabError                      the root: the CLI prints the message and exits (exit 1)
+    ├── UsageError                a bad option or argument value (exit 2)
+    │   └── FarmNeedsServerError  the farm pointed at SQLite, a file other hosts cannot share [host.farm._errors]
+    ├── ConfigError               the environment or configuration is unusable (exit 2)
     ├── StoreError                the result store cannot be opened, read or written
-    │   ├── SchemaError           database schema newer/older than the code
+    │   ├── SchemaError           the database schema is newer than this code (exit 2)
     │   ├── DatabaseUnreachableError  the database server does not answer (exit 2)
-    │   └── NotFoundError         an id (run, model, device) that is not in the store
-    ├── DeviceError               adb server or device failed
+    │   ├── NotFoundError         an id (run, model, device) that is not in the store (exit 2)
+    │   └── ImportFileError       a line of an import file that cannot be read (exit 2) [host.store.queries.transfer]
+    ├── DeviceError               the adb server or a device failed
     │   ├── NoDeviceError         nothing to run on (exit 2)
-    │   └── DeviceNotFoundError   an unknown serial (exit 2)
-    ├── ToolError                 no usable benchmark_model binary
-    ├── BenchError                a benchmark trial failed (kept as data, rarely raised)
+    │   ├── DeviceNotFoundError   an unknown serial (exit 2)
+    │   ├── DeviceGoneError       the device left mid-operation (unplugged, killed, offline) [host.devices.errors]
+    │   ├── ShellTimeoutError     a device command ran past its time limit [host.devices.errors]
+    │   ├── OutputTooLargeError   a device command printed more than the host reads of it [host.devices.errors]
+    │   ├── NoSpaceError          not enough free space under /data/local/tmp [host.devices.errors]
+    │   └── DeviceBusyError       another run holds the device's lock [host.devices.errors]
+    ├── ToolError                 no usable benchmark_model binary (exit 2)
+    │   └── WrongAbiError         a binary built for another CPU than the device's [host.devices.errors]
     ├── BuildError                the model build pipeline failed
-    │   ├── DatasetError          dataset missing, unknown or malformed
-    │   ├── ModelCheckError       model rejected by the XNNPACK sparse-inference check
-    │   └── MissingExtraError     an optional dependency is not installed
-    └── DockerError               the Docker engine or an image is unavailable
+    │   ├── DatasetError          dataset missing, unknown or malformed (exit 2)
+    │   ├── ModelCheckError       model rejected by the XNNPACK sparse-inference check (exit 2)
+    │   ├── MissingExtraError     an optional dependency is not installed (exit 2)
+    │   ├── ModelFileError        the --model file is missing, wrong or unloadable (exit 2) [host.builder.recipes]
+    │   └── ContainerBuildError   the build failed in the container; keeps its exit code [host.builder.docker]
+    ├── DockerError               the Docker engine or an image is unavailable (exit 2)
+    │   ├── EngineUnavailableError  no engine answers at DOCKER_HOST [host.images]
+    │   ├── ImageMissingError     the engine lacks an image; names the command that builds it [host.images]
+    │   └── ImageBuildError       an image build failed; holds the builder's last lines (exit 1) [host.images]
+    ├── FarmError                 the farm cannot do it (no device for --all, a job gone) (exit 2) [host.farm._errors]
+    ├── JobTimeoutError           `lab submit --wait --timeout` ran out with jobs unfinished [host.farm._errors]
+    ├── _JobLost                  inside the farm agent: the job stopped being this agent's [host.farm._agent]
+    └── _JobReleased              inside the farm agent: it gives its jobs back (SIGTERM) [host.farm._agent]
 """
 
 from __future__ import annotations
@@ -35,7 +57,6 @@ __all__ = [
     "NoDeviceError",
     "DeviceNotFoundError",
     "ToolError",
-    "BenchError",
     "BuildError",
     "DatasetError",
     "ModelCheckError",
@@ -90,12 +111,6 @@ class DeviceNotFoundError(DeviceError):
 
 class ToolError(LabError):
     exit_code = 2
-
-
-class BenchError(LabError):
-    def __init__(self, message: str, raw_output: str = "") -> None:
-        super().__init__(message)
-        self.raw_output = raw_output
 
 
 class BuildError(LabError):

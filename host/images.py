@@ -1,13 +1,13 @@
-"""The lab's Docker images: builder, lab and emulator, built from ``images/*/Dockerfile``.
+"""The lab's Docker images: builder, lab and emulator, the targets of ``images/Dockerfile``.
 
 ``engine()`` connects to the Docker engine at ``DOCKER_HOST`` (the docker SDK's own rule) and
 turns "nothing answers" into one line that says how to start one. ``build_images`` builds the
 images through the engine's classic builder (the SDK's; no BuildKit, so no ``RUN --mount`` and no
 ``# syntax=`` line) from a build context assembled here: ``pyproject.toml``, ``README.md``,
-``host/``, ``device_agent/``, the Dockerfiles and, only when asked, an extra CA bundle as
-``lab-extra-ca.crt``, which the Dockerfiles install for OpenSSL and pip (networks that intercept
-TLS). ``make_base_image`` makes a Debian base with debootstrap + ``docker import`` for machines
-that cannot pull from a registry.
+``host/``, ``device_agent/``, ``images/`` and, only when asked, an extra CA bundle as
+``lab-extra-ca.crt``, which the Dockerfile's shared stage installs for OpenSSL and pip (networks
+that intercept TLS). ``make_base_image`` makes a Debian base with debootstrap + ``docker import``
+for machines that cannot pull from a registry.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_BASE",
     "BASE_TAG",
     "CA_FILE",
+    "DOCKERFILE",
     "BuiltImage",
     "ImageInfo",
     "EngineUnavailableError",
@@ -62,11 +63,16 @@ IMAGE_TAGS: dict[ImageName, str] = {
     "emulator": "lab-emulator:latest",
 }
 """The tag each image gets (and also ``:<lab version>``); compose.yaml uses the same names."""
+_BUILD_ORDER: tuple[ImageName, ...] = ("emulator", "lab", "builder")
+"""The targets' order in the Dockerfile: the classic builder runs every stage above a target, so
+building in this order makes each build add only its own stage (the ones above come from the cache)."""
 
 DEFAULT_BASE = "python:3.11-slim"
 BASE_TAG = "lab-base:bookworm"
 CA_FILE = "lab-extra-ca.crt"
-"""Name of the extra CA bundle in the build context; the Dockerfiles look for exactly this."""
+"""Name of the extra CA bundle in the build context; the Dockerfile looks for exactly this."""
+DOCKERFILE = "images/Dockerfile"
+"""The one Dockerfile of the three images (relative to the source root); each is a target in it."""
 
 _CONTEXT_PATHS = ("pyproject.toml", "README.md", "host", "device_agent", "images")
 _SKIP_PARTS = frozenset({"__pycache__", ".pytest_cache"})
@@ -174,9 +180,9 @@ def source_root() -> Path:
         DockerError: lab is installed without its sources (no images/ next to the package).
     """
     root = Path(__file__).resolve().parent.parent
-    if not (root / "pyproject.toml").is_file() or not (root / "images" / "builder" / "Dockerfile").is_file():
+    if not (root / "pyproject.toml").is_file() or not (root / DOCKERFILE).is_file():
         raise DockerError(
-            f"no lab source tree at {root} (pyproject.toml and images/*/Dockerfile): building images needs "
+            f"no lab source tree at {root} (pyproject.toml and {DOCKERFILE}): building images needs "
             "a checkout of the lab repository, installed with `pip install -e .`"
         )
     return root
@@ -236,7 +242,8 @@ def build_images(
     network: str = "host",
     client: DockerClient | None = None,
 ) -> list[BuiltImage]:
-    """Builds the lab's images (all three, or ``only`` those) from ``base``; returns them in order.
+    """Builds the lab's images (all three, or ``only`` those) from ``base``; returns them in build order
+    (emulator, lab, builder: the order of their targets in the Dockerfile).
 
     ``progress`` gets every line of the builder's output. ``network`` is the build containers'
     network mode: ``host`` works on engines without a default bridge (``dockerd --bridge=none``).
@@ -255,7 +262,7 @@ def build_images(
     context = build_context(root, ca_bundle)
     client = client or engine()
     report = progress or (lambda line: None)
-    return [_build_one(client, name, context, base, network, report) for name in IMAGE_NAMES if name in names]
+    return [_build_one(client, name, context, base, network, report) for name in _BUILD_ORDER if name in names]
 
 
 def _build_one(
@@ -273,7 +280,8 @@ def _build_one(
         stream = client.api.build(
             fileobj=context,
             custom_context=True,
-            dockerfile=f"images/{name}/Dockerfile",
+            dockerfile=DOCKERFILE,
+            target=name,
             tag=tag,
             buildargs={"BASE": base, "LAB_VERSION": __version__},
             network_mode=network,

@@ -95,7 +95,7 @@ def build_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every line of the build output.")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Build the lab's Docker images from images/*/Dockerfile (dependencies first, then the lab's code).
+    """Build the lab's Docker images from images/Dockerfile's targets (dependencies first, then the lab's code).
 
     Exit codes: 0 built; 1 a build step failed; 2 no Docker engine or a bad option.
     """

@@ -1,13 +1,6 @@
-"""Errors of the device layer, under ``host.errors.DeviceError`` / ``ToolError``.
+"""Errors of the device layer, under ``host.errors.DeviceError`` and ``ToolError``.
 
-    DeviceError
-    ├── DeviceGoneError       the device left mid-operation (unplugged, process killed, offline)
-    ├── ShellTimeoutError     a device command ran past its time limit
-    ├── OutputTooLargeError   a device command printed more than the host reads of it
-    ├── NoSpaceError          not enough free space under /data/local/tmp for a push
-    └── DeviceBusyError       another run holds the device's lock
-    ToolError
-    └── WrongAbiError         a benchmark binary built for another CPU than the device's
+Their place in the tree of the lab's errors, with a line each, is on the page of ``host.errors``.
 """
 
 from __future__ import annotations

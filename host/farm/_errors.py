@@ -1,10 +1,10 @@
-"""The farm's errors, in the LabError tree."""
+"""The farm's errors, in the LabError tree (the whole tree is on the page of ``host.errors``)."""
 
 from __future__ import annotations
 
-from host.errors import DatabaseUnreachableError, LabError, UsageError
+from host.errors import LabError, UsageError
 
-__all__ = ["FarmError", "FarmNeedsServerError", "DatabaseUnreachableError", "JobTimeoutError"]
+__all__ = ["FarmError", "FarmNeedsServerError", "JobTimeoutError"]
 
 
 class FarmError(LabError):

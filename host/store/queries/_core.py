@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from host.store._engine import describe_url
@@ -30,7 +29,10 @@ def insert_ignore(session: Session, table: Any, values: dict[str, Any], key: lis
     """
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
-        dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        if dialect == "sqlite":  # only the dialect in use: importing the other costs every command
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
         statement = dialect_insert(table).values(values).on_conflict_do_nothing(index_elements=key)
         return session.execute(statement.returning(table.c.id)).first() is not None
     condition = [getattr(table.c, k) == values[k] for k in key]

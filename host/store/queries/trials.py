@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import struct
 from collections.abc import Sequence
 from typing import Any, cast
 
-import numpy as np
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
@@ -71,13 +71,14 @@ _NULL_RESULT = {
 
 
 def pack_samples(samples: Sequence[float]) -> bytes:
-    return np.asarray(samples, dtype="<f8").tobytes()
+    """Little-endian float64s (the ``f64le`` encoding); stdlib, so opening a store needs no numpy."""
+    return struct.pack(f"<{len(samples)}d", *samples)
 
 
 def unpack_samples(data: bytes, encoding: str) -> list[float]:
     if encoding != "f64le":
         raise StoreError(f"unknown sample encoding {encoding!r}: this store was written by a newer lab")
-    return np.frombuffer(data, dtype="<f8").tolist()
+    return list(struct.unpack(f"<{len(data) // 8}d", data[: len(data) // 8 * 8]))
 
 
 def _result_columns(result: BenchmarkResult | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from host.cli.main import app
-from host.images import CA_FILE, IMAGE_TAGS, build_context, source_root
+from host.images import CA_FILE, DOCKERFILE, IMAGE_TAGS, build_context, source_root
 
 pytestmark = pytest.mark.docker
 
@@ -30,7 +30,7 @@ def test_build_context_holds_the_sources_and_the_ca_bundle_only_when_given(tmp_p
     root = source_root()
     plain = _names(build_context(root))
     assert {"pyproject.toml", "README.md", "host/images.py", "device_agent/__main__.py"} <= plain
-    assert {f"images/{name}/Dockerfile" for name in IMAGE_TAGS} <= plain
+    assert DOCKERFILE in plain
     assert CA_FILE not in plain
     assert not any("__pycache__" in name or name.endswith(".pyc") or name.startswith("tests/") for name in plain)
     bundle = tmp_path / "corporate.pem"

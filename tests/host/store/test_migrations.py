@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from sqlalchemy import create_engine
 from host.errors import SchemaError, StoreError
 from host.store import open_store
 from host.store._base import Base
-from host.store._migrate import alembic_config, head_revision
+from host.store._migrate import alembic_config, head_revision, scripts_head
 from tests.host.synthetic import model_file, phone, synthetic_trial
 
 SNAPSHOT = Path(__file__).with_name("schema_sqlite.sql")
@@ -45,6 +47,22 @@ def test_the_migration_scripts_have_one_head_and_start_at_the_first_schema() -> 
     script = ScriptDirectory.from_config(alembic_config())
     assert len(script.get_heads()) == 1
     assert [r.revision for r in script.walk_revisions()][-1] == FIRST_REVISION
+
+
+def test_the_head_read_from_the_scripts_text_is_alembics() -> None:
+    assert scripts_head() == head_revision()
+
+
+def test_a_store_at_head_opens_without_importing_alembic(db_url: str) -> None:
+    with open_store(db_url):
+        pass
+    code = (
+        "import sys; from host.store import open_store\n"
+        f"with open_store({db_url!r}) as store: store.count_runs()\n"
+        "assert 'alembic' not in sys.modules, sorted(m for m in sys.modules if m.startswith('alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_new_file_is_migrated_to_head_with_wal(db_url: str) -> None:
