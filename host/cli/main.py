@@ -25,6 +25,7 @@ from host.cli import (
     history,
     images,
     jobs,
+    publish,
     report,
     run,
     submit,
@@ -93,7 +94,8 @@ def _root(
 
 
 for _module in (
-    run, build, devices, tools, bench, history, compare, check, report, transfer, emulator, images, submit, jobs, agent, doctor
+    run, build, devices, tools, bench, history, compare, check, report, publish, transfer, emulator, images, submit,
+    jobs, agent, doctor,
 ):
     _module.register(app)
 
