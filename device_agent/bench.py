@@ -4,7 +4,10 @@ The emulated device's ``benchmark_model`` and a runner for any machine with Pyth
 TFLite's ``benchmark_model`` (tensorflow/lite/tools/benchmark): the same flags, defaults and loop
 (at least ``--num_runs`` runs and ``--min_secs`` seconds, at most ``--max_secs``), the same output
 line for line (see ``device_agent.output``), ``ERROR: …`` lines, ``Benchmarking failed.`` and exit
-status 1 on failure. Everything goes to one stream (stdout), in order.
+status 1 on failure. Everything goes to one stream (stdout), in order. Given inputs and saved
+outputs take benchmark_model's own flags (``--input_layer``, ``--input_layer_shape``,
+``--input_layer_value_files``, ``--output_filepath``), so the lab's on-device output check works
+the same on phones and here.
 
 Differences, all additive:
 - times come from ``time.perf_counter_ns`` around each ``invoke()`` and are printed with their
@@ -37,7 +40,7 @@ from typing import TextIO
 from device_agent.counting import Counting, KernelCounting, counting_requested
 from device_agent.failure import BenchmarkFailed
 from device_agent.flags import HELP_ARGS, BenchFlags, ParsedArgs, param_lines, parse_flags, usage, validate
-from device_agent.model import litert_version, load_model, random_inputs
+from device_agent.model import litert_version, load_model, set_inputs, write_outputs
 from device_agent.output import (
     FAILED,
     MEMORY_NOTE,
@@ -118,7 +121,7 @@ def _measure_loaded(
     init_us = (time.perf_counter_ns() - started) / 1000.0
     init_mb = _max_rss_mb()
     log.info(f"Initialized session in {format_number(init_us / 1000.0)}ms.")
-    random_inputs(interpreter)
+    set_inputs(interpreter, flags)
     overhead_us = timer_overhead_us()
     counting = Counting(flags.count_instructions, flags.max_secs)
     if counting.counter is not None and flags.num_threads > 1:
@@ -146,6 +149,8 @@ def _measure_loaded(
         counts = counting.take(len(samples))
     finally:
         counting.close()
+    if flags.output_filepath:
+        write_outputs(interpreter, flags.output_filepath)
     runs = summarize(samples)
     log.info(format_stats(runs))
     log.info()

@@ -11,7 +11,10 @@ from typing import Any
 from device_agent.failure import BenchmarkFailed
 from device_agent.output import format_number
 
-__all__ = ["HELP_ARGS", "BenchFlags", "ParsedArgs", "param_lines", "parse_flags", "usage", "validate"]
+__all__ = [
+    "HELP_ARGS", "BenchFlags", "InputLayer", "ParsedArgs", "input_layers", "param_lines", "parse_flags", "usage",
+    "validate",
+]
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class BenchFlags:
     samples_file: str = ""
     count_instructions: bool = False  # parse_flags's default is true under the lab's QEMU emulation
     enable_op_profiling: bool = False
+    input_layer: str = ""
+    input_layer_shape: str = ""
+    input_layer_value_files: str = ""
+    output_filepath: str = ""
 
 
 _HELP = {
@@ -52,6 +59,11 @@ _HELP = {
     "samples_file": "write every measured per-invoke time (us), one a line, to this file",
     "count_instructions": "print guest instructions per inference (the lab's QEMU plugin; default true under it)",
     "enable_op_profiling": "per-op profile: per-kernel instruction counts under the lab's QEMU plugin",
+    "input_layer": "input layer names, comma-separated, in the model's input order",
+    "input_layer_shape": "input layer shapes, ':' between layers, e.g. 16,32,32,3 (resizes the inputs)",
+    "input_layer_value_files": "name:file,… raw binary values for inputs (else random); a file holds exactly "
+                               "the tensor's bytes",
+    "output_filepath": "write the outputs of the last run, raw bytes of each output tensor in order, to this file",
 }
 
 # benchmark_model's names for the parameters it lists when they are set on the command line.
@@ -66,6 +78,10 @@ _PARAM_TITLES = {
     "samples_file": "Samples file",
     "count_instructions": "Count instructions",
     "enable_op_profiling": "Enable op profiling",
+    "input_layer": "Input layers",
+    "input_layer_shape": "Input shapes",
+    "input_layer_value_files": "Input value files",
+    "output_filepath": "File path to export outputs layer to",
 }
 
 HELP_ARGS = frozenset({"--help", "-h", "--help=true", "--help=1"})
@@ -135,7 +151,7 @@ def validate(flags: BenchFlags) -> None:
 
     Raises:
         BenchmarkFailed: no ``--graph``, a thread count of 0 or below -1, a negative run count or
-            duration, or ``--num_runs=0`` with ``--min_secs=0``.
+            duration, ``--num_runs=0`` with ``--min_secs=0``, or input layer flags that do not agree.
     """
     if not flags.graph:
         raise BenchmarkFailed("Please specify the name of your TF Lite input file with --graph")
@@ -146,6 +162,54 @@ def validate(flags: BenchFlags) -> None:
             raise BenchmarkFailed(f"Invalid --{name}={getattr(flags, name)}: it must not be negative")
     if flags.num_runs == 0 and flags.min_secs == 0:
         raise BenchmarkFailed("--num_runs=0 with --min_secs=0 measures nothing: raise one of them")
+    input_layers(flags)
+
+
+@dataclass(frozen=True)
+class InputLayer:
+    """One ``--input_layer`` with its ``--input_layer_shape`` and, when given, its value file."""
+
+    name: str
+    shape: tuple[int, ...]
+    value_file: str | None = None
+
+
+def input_layers(flags: BenchFlags) -> list[InputLayer]:
+    """``--input_layer``, ``--input_layer_shape`` and ``--input_layer_value_files`` read as
+    benchmark_model reads them (value files: ``name:path`` items, ``::`` for a ``:`` in either).
+
+    Raises:
+        BenchmarkFailed: with benchmark_model's message for each mistake.
+    """
+    names = flags.input_layer.split(",") if flags.input_layer else []
+    shapes = flags.input_layer_shape.split(":") if flags.input_layer_shape else []
+    if len(names) != len(shapes):
+        raise BenchmarkFailed(
+            f"The number of items in --input_layer_shape ({flags.input_layer_shape}, with {len(shapes)} items) must "
+            f"match the number of items in --input_layer ({flags.input_layer}, with {len(names)} items). For example "
+            "--input_layer=input1,input2 --input_layer_shape=1,224,224,4:1,20"
+        )
+    parsed: dict[str, list[int]] = {}
+    for name, text in zip(names, shapes):
+        if not all(_INT.match(part) for part in text.split(",")):
+            raise BenchmarkFailed(f"Incorrect size string specified: {text}")
+        dims = [int(part) for part in text.split(",")]
+        if -1 in dims:
+            raise BenchmarkFailed(
+                "Any unknown sizes in the shapes (-1's) must be replaced with the size you want to benchmark with."
+            )
+        parsed[name] = dims
+    files: dict[str, str] = {}
+    for item in flags.input_layer_value_files.split(",") if flags.input_layer_value_files else []:
+        pieces = re.split(r"(?<!:):(?!:)", item)
+        if len(pieces) != 2 or not pieces[0] or not pieces[1]:
+            raise BenchmarkFailed(f"Wrong input value file item specified: {item}")
+        name, path = (piece.replace("::", ":") for piece in pieces)
+        if name not in parsed:
+            raise BenchmarkFailed(f"Cannot find the corresponding input_layer name({name}) in --input_layer as "
+                                  f"{flags.input_layer}")
+        files[name] = path
+    return [InputLayer(name, tuple(dims), files.get(name)) for name, dims in parsed.items()]
 
 
 def usage() -> str:
@@ -185,5 +249,7 @@ def param_lines(parsed: ParsedArgs) -> list[str]:
         f"Graph: [{f.graph}]",
         f"#threads used for CPU inference: [{f.num_threads}]",
         f"Use xnnpack: [{shown('use_xnnpack')}]",
+        *given("input_layer", "input_layer_shape", "input_layer_value_files"),
         *given("report_peak_memory_footprint", "samples_file", "count_instructions", "enable_op_profiling"),
+        *given("output_filepath"),
     ]

@@ -1,5 +1,5 @@
-"""The model under test in LiteRT: benchmark_model's ``Init`` (file checks, interpreter, XNNPACK)
-and its seeded random inputs."""
+"""The model under test in LiteRT: benchmark_model's ``Init`` (file checks, interpreter, input
+shapes, XNNPACK) and its inputs: seeded random values, or the values of ``--input_layer_value_files``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from device_agent.failure import BenchmarkFailed, message_lines
-from device_agent.flags import BenchFlags
+from device_agent.flags import BenchFlags, InputLayer, input_layers
 from device_agent.output import format_number
 
-__all__ = ["litert_version", "load_model", "random_inputs"]
+__all__ = ["litert_version", "load_model", "random_inputs", "set_inputs", "write_outputs"]
 
 INPUT_SEED = 0  # random inputs are the same on every run and every device
 _TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every .tflite
@@ -37,6 +37,58 @@ def random_inputs(interpreter: Any) -> None:
         else:
             raise BenchmarkFailed(f"Input '{detail['name']}' has type {dtype}, which the runner cannot fill with random data")
         interpreter.set_tensor(detail["index"], data)
+
+
+def set_inputs(interpreter: Any, flags: BenchFlags) -> None:
+    """Every input: the bytes of its ``--input_layer_value_files`` file, else seeded random values.
+
+    Raises:
+        BenchmarkFailed: a value file that cannot be read or whose size is not the tensor's.
+    """
+    import numpy as np
+
+    random_inputs(interpreter)
+    details = interpreter.get_input_details()
+    for layer, detail in zip(input_layers(flags), details):
+        if layer.value_file is None:
+            continue
+        dtype = np.dtype(detail["dtype"])
+        shape = tuple(int(x) for x in detail["shape"])
+        expected = int(np.prod(shape)) * dtype.itemsize
+        try:
+            with open(layer.value_file, "rb") as fh:
+                data = fh.read(expected + 1)
+        except OSError:
+            raise BenchmarkFailed(f"Failed to read the input_layer_value_file:{layer.value_file}") from None
+        if len(data) != expected:
+            size = os.path.getsize(layer.value_file)
+            raise BenchmarkFailed(f"The size of {layer.value_file} is {size} bytes. It should be {expected} bytes.")
+        interpreter.set_tensor(detail["index"], np.frombuffer(data, dtype).reshape(shape))
+
+
+def write_outputs(interpreter: Any, path: str) -> None:
+    """``--output_filepath``: the raw bytes of every output tensor of the last run, in output order.
+
+    Raises:
+        BenchmarkFailed: the file cannot be written.
+    """
+    try:
+        with open(path, "wb") as fh:
+            for detail in interpreter.get_output_details():
+                fh.write(interpreter.get_tensor(detail["index"]).tobytes())
+    except OSError as exc:
+        raise BenchmarkFailed(f"Failed to write the output file '{path}': {exc.strerror}") from exc
+
+
+def _resize_inputs(interpreter: Any, layers: list[InputLayer]) -> None:
+    """``--input_layer_shape``: each given input resized, in the model's input order."""
+    details = interpreter.get_input_details()
+    if layers and len(layers) != len(details):
+        raise BenchmarkFailed(f"Inputs mismatch: Model inputs #:{len(layers)} expected: {len(details)}")
+    for layer, detail in zip(layers, details):
+        if len(layer.shape) != len(detail["shape"]):
+            raise BenchmarkFailed(f"Input tensor #{detail['index']} should have {len(detail['shape'])} dimensions!")
+        interpreter.resize_tensor_input(detail["index"], list(layer.shape))
 
 
 def _xnnpack_message(interpreter: Any) -> str | None:
@@ -120,6 +172,7 @@ def load_model(flags: BenchFlags, info: Callable[[str], None]) -> Any:
     except (RuntimeError, ValueError) as exc:
         raise BenchmarkFailed(*message_lines(exc), "Failed to initialize the interpreter") from exc
     info(f"Loaded model {flags.graph}")
+    _resize_inputs(interpreter, input_layers(flags))
     try:
         interpreter.allocate_tensors()  # LiteRT applies its default delegate (XNNPACK) here
     except (RuntimeError, ValueError) as exc:

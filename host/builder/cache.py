@@ -29,6 +29,7 @@ from host.builder.manifest import load_manifest, package_versions
 from host.hashing import file_sha256
 from host.builder.recipes import model_identity
 from host.builder.spec import BuildSpec, Hyperparameters
+from host.builder.variants import DEFAULT_VARIANTS, parse_variants
 from host.errors import BuildError
 
 __all__ = ["build_inputs", "build_id_of", "find_complete", "staging", "publish", "remove_stale"]
@@ -47,7 +48,10 @@ def build_inputs(spec: BuildSpec, hp: Hyperparameters) -> dict[str, Any]:
     """
     ref = parse_dataset(spec.dataset)
     custom = spec.model_path is not None
+    variants = parse_variants(spec.variants)
     return {
+        # only when asked for: the guide's two models keep the build ids they always had
+        **({"variants": list(variants)} if variants != DEFAULT_VARIANTS else {}),
         "recipe": None if custom else spec.recipe,
         "model": model_identity(spec.model_path) if spec.model_path is not None else None,
         "fix": spec.fix if custom else False,
@@ -71,8 +75,10 @@ def find_complete(folder: Path) -> dict[str, Any] | None:
         return None
     try:
         manifest = load_manifest(folder)
-        for role in ("dense", "pruned"):
-            entry = manifest["files"][role]
+        files = manifest["files"]
+        if "dense" not in files or "pruned" not in files:
+            return None
+        for entry in files.values():
             path = folder / entry["path"]
             if not path.is_file() or file_sha256(path) != entry["sha256"]:
                 return None

@@ -1,7 +1,8 @@
 """TFLite conversion (TensorFlow) and accuracy of a .tflite file (LiteRT's interpreter only).
 
 The dense model is converted plainly; the pruned one with ``Optimize.EXPERIMENTAL_SPARSITY``,
-which stores its sparse 1x1 filters compressed behind DENSIFY ops, as the guide does.
+which stores its sparse 1x1 filters compressed behind DENSIFY ops, as the guide does; the other
+variants add a precision (``host.builder.variants``).
 """
 
 from __future__ import annotations
@@ -15,21 +16,35 @@ import numpy as np
 
 from host.builder import _tf
 from host.builder.train import normalised
-from host.errors import BuildError
+from host.builder.variants import MIN_CALIBRATION_SAMPLES, Precision
+from host.errors import BuildError, DatasetError
 
 __all__ = ["to_tflite", "evaluate_tflite"]
 
+_CALIBRATION_MAX = 200  # images the int8 calibration runs through the float model
 
-def to_tflite(model: Any, *, sparse: bool) -> bytes:
-    """Converts a tf_keras model; ``sparse`` adds ``Optimize.EXPERIMENTAL_SPARSITY``.
+
+def to_tflite(model: Any, *, sparse: bool, precision: Precision = "fp32", calibration: np.ndarray | None = None) -> bytes:
+    """Converts a tf_keras model; ``sparse`` adds ``Optimize.EXPERIMENTAL_SPARSITY``, ``precision``
+    the quantization of ``host.builder.variants`` (``int8`` calibrates on ``calibration``: images
+    as the training takes them, at least ``MIN_CALIBRATION_SAMPLES``).
 
     Raises:
         BuildError: the converter failed (its first line of error is kept).
+        DatasetError: int8 with fewer calibration images than the minimum.
     """
     tf = _tf.tensorflow()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if sparse:
-        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if sparse else []
+    if precision != "fp32":
+        optimizations.append(tf.lite.Optimize.DEFAULT)
+    converter.optimizations = optimizations
+    if precision == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        images = _calibration_images(calibration)
+        converter.representative_dataset = lambda: ([image[None]] for image in images)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
         # The converter prints its SavedModel export notes; stdout belongs to tables and --json.
         with contextlib.redirect_stdout(sys.stderr):
@@ -37,6 +52,16 @@ def to_tflite(model: Any, *, sparse: bool) -> bytes:
     except Exception as exc:  # ConverterError, ValueError, tf.errors.*: anything the converter raises
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise BuildError(f"TFLite conversion of {model.name!r} failed: {first}") from exc
+
+
+def _calibration_images(calibration: np.ndarray | None) -> np.ndarray:
+    count = 0 if calibration is None else len(calibration)
+    if calibration is None or count < MIN_CALIBRATION_SAMPLES:
+        raise DatasetError(
+            f"int8 calibration needs at least {MIN_CALIBRATION_SAMPLES} training images, the dataset has {count}: "
+            "use a larger dataset (or --subset), or leave the int8 variants out"
+        )
+    return normalised(calibration[:_CALIBRATION_MAX])
 
 
 def evaluate_tflite(path: Path, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:

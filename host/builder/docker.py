@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from host.builder import cache
 from host.builder.datasets import KERAS_CIFAR10, parse_dataset
-from host.builder.pipeline import BuildResult, build, run_build
+from host.builder.pipeline import BuildResult, build, result_of, run_build
 from host.builder.progress import STAGES, BuildProgress, NullProgress, Stage
 from host.builder.spec import BuildSpec
 from host.config import artifacts_dir
@@ -207,7 +207,7 @@ def build_in_docker(
             manifest = cache.find_complete(final)
             if manifest is None:
                 raise BuildError(f"the container found build {build_id} complete but {final} is not: run again")
-            return _result(build_id, final, manifest, cached=True)
+            return result_of(build_id, final, manifest, cached=True)
         if cache.find_complete(staged) is None:
             raise ContainerBuildError(
                 f"the container exited 0 but its output in {staged} does not match its manifest", 1, run.tail()
@@ -216,14 +216,7 @@ def build_in_docker(
     manifest = cache.find_complete(final)
     if manifest is None:
         raise BuildError(f"build {build_id} vanished from {final} right after it was published: run again")
-    return _result(build_id, final, manifest, cached=False)
-
-
-def _result(build_id: str, folder: Path, manifest: dict[str, Any], cached: bool) -> BuildResult:
-    files = manifest["files"]
-    return BuildResult(
-        build_id, folder, folder / files["dense"]["path"], folder / files["pruned"]["path"], manifest, cached
-    )
+    return result_of(build_id, final, manifest, cached=False)
 
 
 def _absolute_paths(spec: BuildSpec) -> BuildSpec:

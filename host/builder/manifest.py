@@ -17,14 +17,16 @@ Format, ``manifest_version`` 1 (JSON object)::
                        final_sparsity, subset, seed, optimizer, loss
     pruning            {schedule, policy, initial_sparsity, final_sparsity, begin_step, end_step,
                         frequency, power, steps_per_epoch}
-    files              {dense: FILE, pruned: FILE}; FILE = {path (relative to the folder), sha256,
+    files              {VARIANT: FILE} for every variant built (dense and pruned always; see
+                       host.builder.variants); FILE = {path (relative to the folder), sha256,
                         size_bytes, ops (execution order), op_counts, densify: {count, feeds:
                         [{tensor, consumers}]}, conv1x1: [{filter, shape, zeros, size, sparsity,
-                        densified}]}
+                        densified, dtype}], variant: {base, precision, sparse}}
+    failed_variants    {VARIANT: reason} for a variant the converter could not make
     sparsity           {target, xnnpack_min, min, layers: [{layer, kernel_shape, zeros, size,
                         sparsity, tflite_sparsity}]} for every 1x1 Conv2D of the pruned model
     accuracy           {split: "test", samples, meaningful, keras_dense, keras_pruned,
-                        tflite_dense, tflite_pruned}
+                        tflite_dense, tflite_pruned, tflite: {VARIANT: top-1 accuracy}}
     history            Keras' per-epoch logs: {dense: {...}, prune: {...}}
     versions           python, tensorflow, tf-keras, tensorflow-model-optimization, ai-edge-litert,
                        numpy (None when not installed)
@@ -94,6 +96,7 @@ def file_entry(path: Path, info: TfliteInfo) -> dict[str, Any]:
                 "size": c.size,
                 "sparsity": round(c.sparsity, 6),
                 "densified": c.densified,
+                "dtype": c.dtype,
             }
             for c in info.conv1x1
         ],

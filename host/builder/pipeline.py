@@ -1,4 +1,5 @@
-"""The build: spec → dense.tflite, pruned.tflite and manifest.json, cached under LAB_HOME.
+"""The build: spec → dense.tflite, pruned.tflite (and the other variants asked for) and
+manifest.json, cached under LAB_HOME.
 
 ``run_build`` is a pure function from a spec to a folder (what a container runs); ``build`` adds
 the cache around it: the build id, the lookup, the atomic publish.
@@ -32,27 +33,38 @@ from host.builder.recipes import build_recipe, load_model_file
 from host.builder.spec import BuildSpec
 from host.builder.tflite_inspect import ConvSparsity, TfliteInfo, inspect_tflite, verify_densify
 from host.builder.train import compile_model, evaluate_keras, fit, make_inputs, uses_logits
+from host.builder.variants import DEFAULT_VARIANTS, VARIANTS, Variant, parse_variants
 from host.builder.xnnpack_check import CheckReport, find_problems, prepare_model
 from host.builder.xnnpack_check import check_model_file as _check_model_file
 from host.config import artifacts_dir
 from host.errors import BuildError, DatasetError
 
-__all__ = ["BuildResult", "build", "run_build", "check_spec", "DENSE_NAME", "PRUNED_NAME"]
-
-DENSE_NAME = "dense.tflite"
-PRUNED_NAME = "pruned.tflite"
+__all__ = ["BuildResult", "build", "run_build", "check_spec", "result_of"]
 
 
 @dataclass(frozen=True)
 class BuildResult:
-    """A finished build: its folder, both models, the manifest, and whether it came from the cache."""
+    """A finished build: its folder, its models (``files``: variant name -> path, in the matrix's
+    order; ``dense`` and ``pruned`` always), the manifest, and whether it came from the cache."""
 
     build_id: str
     dir: Path
-    dense: Path
-    pruned: Path
+    files: dict[str, Path]
     manifest: dict[str, Any]
     cached: bool
+
+    @property
+    def dense(self) -> Path:
+        return self.files["dense"]
+
+    @property
+    def pruned(self) -> Path:
+        return self.files["pruned"]
+
+    @property
+    def failed_variants(self) -> dict[str, str]:
+        """Variants the converter could not make, with the reason (the build went on without them)."""
+        return dict(self.manifest.get("failed_variants") or {})
 
 
 def build(spec: BuildSpec, home: Path, *, force: bool = False, progress: BuildProgress | None = None) -> BuildResult:
@@ -79,19 +91,18 @@ def build(spec: BuildSpec, home: Path, *, force: bool = False, progress: BuildPr
     if not force:
         manifest = cache.find_complete(final)
         if manifest is not None:
-            return _result(build_id, final, manifest, cached=True)
+            return result_of(build_id, final, manifest, cached=True)
     cache.remove_stale(root)
     with cache.staging(root, build_id) as staged:
         manifest = run_build(spec, staged, build_id=build_id, inputs=inputs, progress=progress)
         cache.publish(staged, final)
-    return _result(build_id, final, manifest, cached=False)
+    return result_of(build_id, final, manifest, cached=False)
 
 
-def _result(build_id: str, folder: Path, manifest: dict[str, Any], cached: bool) -> BuildResult:
-    files = manifest["files"]
-    return BuildResult(
-        build_id, folder, folder / files["dense"]["path"], folder / files["pruned"]["path"], manifest, cached
-    )
+def result_of(build_id: str, folder: Path, manifest: dict[str, Any], cached: bool) -> BuildResult:
+    """The BuildResult of a finished build folder and its manifest."""
+    files = {name: folder / entry["path"] for name, entry in manifest["files"].items()}
+    return BuildResult(build_id, folder, files, manifest, cached)
 
 
 class _Stages:
@@ -186,23 +197,21 @@ def run_build(
         require_sparsity(layers, hp.final_sparsity)
 
     with stages.stage("convert"):
-        dense_path, pruned_path = out / DENSE_NAME, out / PRUNED_NAME
-        dense_path.write_bytes(to_tflite(model, sparse=False))
-        pruned_path.write_bytes(to_tflite(pruned, sparse=True))
-        dense_info, pruned_info = inspect_tflite(dense_path), inspect_tflite(pruned_path)
-        verify_densify(pruned_info, PRUNED_NAME)
-        if dense_info.densify:
-            raise BuildError(f"{DENSE_NAME} has DENSIFY ops: the dense model was converted with sparsity")
+        made, failed = _convert_variants(spec, {"dense": model, "pruned": pruned}, data, out, progress)
+    paths = {name: path for name, (path, _) in made.items()}
+    pruned_info = made["pruned"][1]
 
     with stages.stage("evaluate"):
+        tflite = {name: evaluate_tflite(path, data.x_test, data.y_test) for name, path in paths.items()}
         accuracy = {
             "split": "test",
             "samples": len(data.y_test),
             "meaningful": data.accuracy_meaningful,
             "keras_dense": evaluate_keras(model, tf_inputs),
             "keras_pruned": evaluate_keras(pruned, tf_inputs),
-            "tflite_dense": evaluate_tflite(dense_path, data.x_test, data.y_test),
-            "tflite_pruned": evaluate_tflite(pruned_path, data.x_test, data.y_test),
+            "tflite_dense": tflite["dense"],
+            "tflite_pruned": tflite["pruned"],
+            "tflite": tflite,
         }
 
     warnings = []
@@ -234,7 +243,9 @@ def run_build(
         "dataset": {**data.describe(), "identity": inputs["dataset"]},
         "hyperparameters": {**dataclasses.asdict(hp), "optimizer": "adam", "loss": "sparse_categorical_crossentropy"},
         "pruning": schedule.as_dict(),
-        "files": {"dense": file_entry(dense_path, dense_info), "pruned": file_entry(pruned_path, pruned_info)},
+        "files": {name: {**file_entry(path, info), "variant": _describe(VARIANTS[name])}
+                  for name, (path, info) in made.items()},
+        "failed_variants": failed,
         "sparsity": _sparsity_entry(layers, pruned_info, hp.final_sparsity),
         "accuracy": accuracy,
         "history": {"dense": dense_history, "prune": prune_history},
@@ -244,6 +255,62 @@ def run_build(
     }
     write_manifest(out, manifest)
     return manifest
+
+
+def _convert_variants(
+    spec: BuildSpec, models: dict[str, Any], data: Dataset, out: Path, progress: BuildProgress
+) -> tuple[dict[str, tuple[Path, TfliteInfo]], dict[str, str]]:
+    """Each variant of ``spec`` converted into ``out`` and verified: name -> (path, what it holds),
+    and name -> reason for a variant that could not be made (dense and pruned must be)."""
+    made: dict[str, tuple[Path, TfliteInfo]] = {}
+    failed: dict[str, str] = {}
+    for name in parse_variants(spec.variants):
+        variant = VARIANTS[name]
+        path = out / variant.file_name
+        try:
+            path.write_bytes(to_tflite(models[variant.base], sparse=variant.sparse, precision=variant.precision,
+                                       calibration=data.x_train))
+            info = inspect_tflite(path)
+            note = _verify_variant(variant, info)
+        except (BuildError, DatasetError) as exc:
+            if name in DEFAULT_VARIANTS:
+                raise
+            failed[name] = str(exc)
+            path.unlink(missing_ok=True)
+            progress.note(f"variant {name} could not be made: {exc}")
+            continue
+        if note:
+            progress.note(note)
+        made[name] = (path, info)
+    return made, failed
+
+
+# The storage a variant's 1x1 filters may have. Dynamic-range quantization leaves tensors of fewer
+# than 1,024 values in float32 (the converter's threshold), so small filters stay float there.
+_FILTER_TYPES = {"fp32": {"float32"}, "fp16": {"float16"}, "int8": {"int8"}, "dynamic": {"int8", "float32"}}
+
+
+def _verify_variant(variant: Variant, info: TfliteInfo) -> str | None:
+    """Raises BuildError unless the file holds what its variant promises: DENSIFY-fed 1x1 filters
+    for a pruned one (none for a dense one), stored in the variant's precision. Returns a note when
+    the file is right but not what a reader would assume (a dynamic-range model left all float)."""
+    if variant.sparse:
+        verify_densify(info, variant.file_name)
+    elif info.densify:
+        raise BuildError(f"{variant.file_name} has DENSIFY ops: the dense model was converted with sparsity")
+    allowed = _FILTER_TYPES[variant.precision]
+    stored = {c.dtype for c in info.conv1x1}
+    if stored - allowed:
+        raise BuildError(f"{variant.file_name} stores 1x1 filters as {', '.join(sorted(stored - allowed))}, not "
+                         f"{'/'.join(sorted(allowed))}: the converter did not apply {variant.precision}")
+    if variant.precision == "dynamic" and stored == {"float32"}:
+        return (f"{variant.file_name}: every 1x1 filter stayed float32 (dynamic-range quantization skips tensors "
+                "of fewer than 1,024 values)")
+    return None
+
+
+def _describe(variant: Variant) -> dict[str, Any]:
+    return {"base": variant.base, "precision": variant.precision, "sparse": variant.sparse}
 
 
 def _match_tflite(layers: list[LayerSparsity], convs: list[ConvSparsity]) -> list[ConvSparsity | None]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from host.builder.variants import DEFAULT_VARIANTS, parse_variants
 from host.errors import UsageError
 
 __all__ = ["BuildSpec", "Hyperparameters", "GUIDE_DEFAULTS", "QUICK_DEFAULTS", "RECIPES"]
@@ -59,6 +60,7 @@ class BuildSpec:
     ``dataset``: ``synthetic``, ``synthetic:N``, ``cifar10``, ``npz:PATH`` or ``images:DIR``.
     ``model_path``: a tf_keras model (.keras, .h5 or a SavedModel folder) used instead of ``recipe``.
     ``fix``: rebuild a model whose only problem is GlobalAveragePooling2D(keepdims=False).
+    ``variants``: which models to convert (``host.builder.variants``; dense and pruned always).
     Hyper-parameters left ``None`` take the guide's defaults (or the quick ones with ``quick``).
     """
 
@@ -75,6 +77,7 @@ class BuildSpec:
     seed: int = 0
     quick: bool = False
     fix: bool = False
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
 
     def hyperparameters(self) -> Hyperparameters:
         """The resolved numbers: explicit values, else quick values (when ``quick``), else the guide's."""
@@ -92,10 +95,11 @@ class BuildSpec:
         """Checks every value and returns the hyper-parameters.
 
         Raises:
-            UsageError: a value out of range, an unknown recipe, or epochs that cannot reach the
-                final sparsity; the message names the option to change.
+            UsageError: a value out of range, an unknown recipe or variant, or epochs that cannot
+                reach the final sparsity; the message names the option to change.
         """
         hp = self.hyperparameters()
+        parse_variants(self.variants)
         if self.model_path is None and self.recipe not in RECIPES:
             raise UsageError(f"unknown recipe {self.recipe!r}: use one of {', '.join(RECIPES)} or --model PATH")
         if not 0.0 < hp.final_sparsity < 1.0:
@@ -134,4 +138,6 @@ class BuildSpec:
         values = dict(data)
         if values.get("model_path") is not None:
             values["model_path"] = Path(values["model_path"])
+        if "variants" in values:
+            values["variants"] = tuple(values["variants"])
         return cls(**values)

@@ -1,7 +1,8 @@
 """What a .tflite file holds, read from its flatbuffer (LiteRT's schema; no TensorFlow needed).
 
 For each file: the operators in execution order, their counts, the DENSIFY ops and which
-operators consume their output, and, for every 1x1 CONV_2D, the fraction of zeros in its filter.
+operators consume their output, and, for every 1x1 CONV_2D, the fraction of zeros in its filter
+and the type it is stored in (float32, float16 behind a DEQUANTIZE, int8).
 A pruned model converted with ``Optimize.EXPERIMENTAL_SPARSITY`` stores each pruned filter as a
 sparse constant (CSR-style ``SparsityParameters``) that a DENSIFY op expands before the conv;
 XNNPACK recognises that pattern and runs the conv with its sparse kernels.
@@ -33,7 +34,8 @@ class DensifyUse:
 
 @dataclass(frozen=True)
 class ConvSparsity:
-    """A 1x1 CONV_2D's filter: its shape (O, 1, 1, I), zeros and whether a DENSIFY feeds it."""
+    """A 1x1 CONV_2D's filter: its shape (O, 1, 1, I), zeros, whether a DENSIFY feeds it (also
+    through a DEQUANTIZE, as in float16 models) and the type its values are stored in."""
 
     op_index: int
     filter: str
@@ -41,6 +43,7 @@ class ConvSparsity:
     zeros: int
     size: int
     densified: bool
+    dtype: str = "float32"
 
     @property
     def sparsity(self) -> float:
@@ -140,16 +143,25 @@ def inspect_tflite(source: Path | bytes) -> TfliteInfo:
         shape = tuple(int(d) for d in weights.ShapeAsNumpy())
         if len(shape) != 4 or shape[1:3] != (1, 1):
             continue
-        source_op = producer.get(filter_index)
-        densified = source_op is not None and op_names[source_op] == "DENSIFY"
-        stored = weights
-        if densified:
-            stored = graph.Tensors(int(ops[source_op].Inputs(0)))
+        stored_index, densified = _stored_constant(filter_index, producer, ops, op_names)
+        stored = graph.Tensors(stored_index)
         values = _tensor_values(model, stored, data)
         size = int(np.prod(shape))
         zeros = size - int(np.count_nonzero(values)) if values is not None else 0
-        info.conv1x1.append(ConvSparsity(index, weights.Name().decode(), shape, zeros, size, densified))
+        dtype = _DTYPES.get(stored.Type())
+        info.conv1x1.append(ConvSparsity(index, weights.Name().decode(), shape, zeros, size, densified,
+                                         np.dtype(dtype).name if dtype is not None else f"type {stored.Type()}"))
     return info
+
+
+def _stored_constant(tensor: int, producer: dict[int, int], ops: list[Any], op_names: list[str]) -> tuple[int, bool]:
+    """The constant a filter is computed from, through DENSIFY (sparse storage) and DEQUANTIZE
+    (float16 storage) ops, and whether a DENSIFY was on the way."""
+    densified = False
+    while (source := producer.get(tensor)) is not None and op_names[source] in ("DENSIFY", "DEQUANTIZE"):
+        densified = densified or op_names[source] == "DENSIFY"
+        tensor = int(ops[source].Inputs(0))
+    return tensor, densified
 
 
 def verify_densify(info: TfliteInfo, name: str = "pruned.tflite") -> None:

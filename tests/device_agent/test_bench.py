@@ -328,3 +328,60 @@ def test_counting_is_the_default_under_the_command_builders_environment(tmp_path
 
     proc = bench_process(f"--graph={ADD}", "--num_runs=2", *QUICK, "--count_instructions=0", cwd=tmp_path, env=env)
     assert proc.returncode == 0 and INSTRUCTIONS not in proc.stdout
+
+
+# ---- given inputs and saved outputs (benchmark_model's --input_layer* and --output_filepath) ----
+
+
+def test_value_files_and_output_file_give_the_models_outputs_for_those_inputs(tmp_path: Path) -> None:
+    """A batch of 4 given inputs (the input resized by --input_layer_shape): the output file holds the
+    model's outputs for exactly those inputs, as LiteRT without any delegate computes them."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    batch = np.random.default_rng(7).uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)
+    (tmp_path / "in.bin").write_bytes(batch.tobytes())
+    reference = Interpreter(model_path=str(CONV),
+                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    inp = reference.get_input_details()[0]
+    reference.resize_tensor_input(inp["index"], [4, 16, 16, 3])
+    reference.allocate_tensors()
+    reference.set_tensor(inp["index"], batch)
+    reference.invoke()
+    expected = reference.get_tensor(reference.get_output_details()[0]["index"])
+    status, text = bench(f"--graph={CONV}", "--num_runs=2", "--warmup_runs=1", *QUICK,
+                         "--input_layer=serving_default_x:0", "--input_layer_shape=4,16,16,3",
+                         f"--input_layer_value_files=serving_default_x::0:{tmp_path / 'in.bin'}",
+                         f"--output_filepath={tmp_path / 'out.bin'}")
+    assert status == 0, text
+    assert "INFO: Input shapes: [4,16,16,3]" in text and f"INFO: File path to export outputs layer to: [{tmp_path / 'out.bin'}]" in text
+    got = np.fromfile(tmp_path / "out.bin", np.float32).reshape(expected.shape)
+    assert got.shape == (4, 8)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        (("--input_layer=a,b", "--input_layer_shape=1,8"), "The number of items in --input_layer_shape (1,8, with 1 items)"),
+        (("--input_layer=a", "--input_layer_shape=1,x"), "Incorrect size string specified: 1,x"),
+        (("--input_layer=a", "--input_layer_shape=-1,8"), "Any unknown sizes in the shapes (-1's) must be replaced"),
+        (("--input_layer=a", "--input_layer_shape=1,8", "--input_layer_value_files=b:/tmp/v.bin"),
+         "Cannot find the corresponding input_layer name(b) in --input_layer as a"),
+        (("--input_layer=a", "--input_layer_shape=1,8", "--input_layer_value_files=nodelimiter"),
+         "Wrong input value file item specified: nodelimiter"),
+        (("--input_layer=a,b", "--input_layer_shape=1,8,1:1,8"), "Input tensor #"),
+        (("--input_layer=a", "--input_layer_shape=1,8"), "Inputs mismatch: Model inputs #:1 expected: 2"),
+    ],
+)
+def test_input_layer_mistakes_fail_with_benchmark_models_messages(extra: tuple[str, ...], error: str) -> None:
+    _fails(bench(f"--graph={ADD}", "--num_runs=1", *QUICK, *extra), error)
+
+
+def test_a_value_file_of_the_wrong_size_fails(tmp_path: Path) -> None:
+    (tmp_path / "short.bin").write_bytes(b"\0" * 12)
+    args = (f"--graph={CONV}", "--num_runs=1", *QUICK, "--input_layer=x", "--input_layer_shape=1,16,16,3")
+    _fails(bench(*args, f"--input_layer_value_files=x:{tmp_path / 'short.bin'}"),
+           f"The size of {tmp_path / 'short.bin'} is 12 bytes. It should be 3072 bytes.")
+    _fails(bench(*args, f"--input_layer_value_files=x:{tmp_path / 'missing.bin'}"),
+           f"Failed to read the input_layer_value_file:{tmp_path / 'missing.bin'}")
