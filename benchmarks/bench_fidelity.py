@@ -25,7 +25,7 @@ from device_agent.output import parse
 from host.bench import model_file, run_bench
 from host.bench.trial import benchmark_command
 from host.devices import select_devices
-from host.records import TrialParams
+from host.records import BenchRequest, TrialParams
 from host.store import open_store
 
 
@@ -53,8 +53,8 @@ def main() -> None:
         with open_store(f"sqlite:///{env.home / 'lab.db'}") as store:
             for round_ in range(args.rounds):
                 outcome = run_bench(
-                    [model], devices, params, trials=1, cooldown_s=0, max_temp_c=None, store=store, binary=None,
-                    home=env.home, config={"benchmark": "fidelity"}, progress=None, client=env.client, seed=round_,
+                    BenchRequest(params=params, trials=1, seed=round_), [model], devices, store=store,
+                    home=env.home, config={"benchmark": "fidelity"}, progress=None, client=env.client,
                 )
                 if outcome.exit_code != 0 or not outcome.summaries[0].figures:
                     raise SystemExit(f"lab run failed: {[t.error for t in outcome.trials]}")

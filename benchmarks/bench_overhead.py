@@ -31,7 +31,7 @@ import adbutils
 
 from host.bench import model_file, run_bench
 from host.devices import EmulatedDeviceHandle, adb_client, select_devices, start_emulated_device, stop_emulated_device
-from host.records import TrialParams
+from host.records import BenchRequest, TrialParams
 from host.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,8 +110,8 @@ def inprocess_round(home: Path, client: adbutils.AdbClient, serial: str) -> tupl
     t0 = time.perf_counter()
     with open_store(f"sqlite:///{home / 'lab.db'}") as store:
         outcome = run_bench(
-            models, devices, TrialParams(runs=RUNS, warmup_runs=5), trials=TRIALS, cooldown_s=0, max_temp_c=None,
-            store=store, binary=None, home=home, config={"benchmark": "overhead"}, progress=None, client=client,
+            BenchRequest(params=TrialParams(runs=RUNS, warmup_runs=5), trials=TRIALS), models, devices,
+            store=store, home=home, config={"benchmark": "overhead"}, progress=None, client=client,
         )
     wall = time.perf_counter() - t0
     if outcome.exit_code != 0:

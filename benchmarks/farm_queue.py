@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 
 from device_agent.emulator.launch import spawn
 from host.farm import JobSpec, Target, open_farm_store, submit_jobs
-from host.records import TrialParams
+from host.records import BenchRequest, TrialParams
 from host.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,10 +163,10 @@ def first_result(server: str, poll_s: float, repeats: int) -> list[float]:
             log = folder / "agent.log"
             with open_farm_store(url) as store:
                 _wait(lambda: any(d.state == "idle" for d in store.farm_devices()), 0.1, agent, log, "the device idle")
-                params = TrialParams(runs=10, warmup_runs=0, min_secs=0.0)
+                request = BenchRequest(params=TrialParams(runs=10, warmup_runs=0, min_secs=0.0), trials=1)
                 for _ in range(repeats):
                     began = time.perf_counter()
-                    (job_id,) = submit_jobs(store, [MODEL], Target(device_model="bench phone"), params, trials=1)
+                    (job_id,) = submit_jobs(store, [MODEL], Target(device_model="bench phone"), request)
                     _wait(lambda: _first_trial_saved(store, job_id), 0.01, agent, log, f"job {job_id}'s first trial")
                     times.append(time.perf_counter() - began)
                     _wait(lambda: store.list_jobs(ids=[job_id])[0].status != "running", 0.05, agent, log,

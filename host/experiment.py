@@ -23,11 +23,12 @@ from device_agent.errors import AgentError
 from host.bench import BenchOutcome, BenchProgress, model_file, run_bench
 from host.bench.evidence import SPARSE_PATH_RATIO, sparse_evidence
 from host.builder import BuildProgress, BuildResult, BuildSpec
+from host.builder.variants import parse_variants
 from host.builder.docker import build_with_backend
 from host.devices import adb_client, select_devices
 from host.devices.emulated import EmulatedDeviceHandle, start_emulated_device, stop_emulated_device
 from host.errors import ConfigError, DeviceError, NoDeviceError
-from host.records import DeviceFacts, TrialParams
+from host.records import BenchRequest, DeviceFacts
 from host.store import Store, open_store
 
 if TYPE_CHECKING:
@@ -56,16 +57,14 @@ _ARCHS: dict[str, tuple[str, ...]] = {"x86": ("x86_64",), "arm64": ("arm64",), "
 
 @dataclass(frozen=True)
 class RunRequest:
+    """``lab run``'s request: what to build, where, and the benchmark (its own record, as ``lab bench`` takes it)."""
+
     build: BuildSpec
-    params: TrialParams
+    bench: BenchRequest = field(default_factory=BenchRequest)
     backend: str = "auto"  # where to build: auto, docker or local
-    trials: int = 5
     serials: list[str] | None = None
     emulator: EmulatorMode = "auto"
-    cooldown_s: float = 0.0
-    max_temp_c: float | None = None
     force_build: bool = False
-    seed: int = 0
 
 
 @dataclass
@@ -122,15 +121,17 @@ def run_experiment(request: RunRequest, *, home: Path, db_url: str, progress: Ru
             (offline, no disk space; the message says which).
         BuildError, MissingExtraError, StoreError: from the stages themselves.
     """
-    progress.stage("build: dense and pruned models")
+    progress.stage(f"build: {', '.join(parse_variants(request.build.variants))} models")
     with progress.building() as build_progress:
         built = build_with_backend(
             request.build, home, backend=request.backend, force=request.force_build, progress=build_progress
         )
     progress.stage(f"build {built.build_id}: {'reused from cache' if built.cached else 'done'} ({built.dir})")
+    for name, reason in built.failed_variants.items():
+        progress.stage(f"variant {name} not built: {reason}")
     models = [
-        model_file(built.dense, role="dense", build_id=built.build_id, manifest=built.manifest),
-        model_file(built.pruned, role="pruned", build_id=built.build_id, manifest=built.manifest),
+        model_file(path, role=name, build_id=built.build_id, manifest=built.manifest)
+        for name, path in built.files.items()
     ]
     store = open_store(db_url)
     notes: list[str] = []
@@ -138,21 +139,17 @@ def run_experiment(request: RunRequest, *, home: Path, db_url: str, progress: Ru
         progress.stage("devices: looking for attached devices")
         client = adb_client(on_start=progress.stage)
         with _devices(client, request, home, progress, notes) as (devices, started), progress.benching() as bench_progress:
-            progress.stage(f"bench: {len(models)} models × {len(devices)} device(s) × {request.trials} trials")
-            outcome = run_bench(
+            progress.stage(f"bench: {len(models)} models × {len(devices)} device(s) × {request.bench.trials} trials")
+            outcome = run_bench(  # the arm64 emulated device adds per-kernel counts itself (host.bench.runner)
+                request.bench,
                 models,
                 devices,
-                request.params,  # the arm64 emulated device adds per-kernel counts itself (host.bench.runner)
-                trials=request.trials,
-                cooldown_s=request.cooldown_s,
-                max_temp_c=request.max_temp_c,
                 store=store,
-                binary=None,
                 home=home,
                 config=_config(request, built),
                 progress=bench_progress,
                 run_kind="run",
-                seed=request.seed,
+                client=client,
             )
     finally:
         store.close()
@@ -241,19 +238,12 @@ def _start(home: Path, progress: RunProgress, arch: str) -> EmulatedDeviceHandle
 
 
 def _config(request: RunRequest, built: BuildResult) -> dict[str, object]:
+    """What ``lab run`` adds to the run's stored configuration (``run_bench`` adds the bench request)."""
     return {
-        "command": "run",
         "build_id": built.build_id,
         "dataset": request.build.dataset,
         "quick": request.build.quick,
-        "trials": request.trials,
-        "threads": request.params.threads,
-        "runs": request.params.runs,
-        "warmup_runs": request.params.warmup_runs,
-        "use_xnnpack": request.params.use_xnnpack,
         "emulator": request.emulator,
-        "cooldown_s": request.cooldown_s,
-        "seed": request.seed,
     }
 
 

@@ -2,16 +2,33 @@
 
 No ORM object and no adbutils object crosses a package boundary: these do. Units are in the
 field names (``_us`` microseconds, ``_mb`` mebibytes, ``_khz``, ``_c`` degrees Celsius).
+
+Imports only the standard library and ``host.errors``: the CLI's option declarations take their
+defaults from ``BenchRequest`` when ``lab --help`` runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from device_agent.output import BenchmarkResult
+from host.errors import UsageError
+
+if TYPE_CHECKING:
+    from device_agent import output as _output
+else:
+
+    class _Deferred:
+        """``device_agent.output``, imported when ``Trial``'s type hints are first resolved (the codec
+        decoding a trial), not when this module is."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(importlib.import_module("device_agent.output"), name)
+
+    _output = _Deferred()
 
 __all__ = [
     "DeviceKind",
@@ -20,6 +37,9 @@ __all__ = [
     "ToolInfo",
     "ModelFile",
     "TrialParams",
+    "BenchRequest",
+    "MAX_TRIALS",
+    "MAX_RUNS",
     "TrialStatus",
     "Trial",
     "to_jsonable",
@@ -100,6 +120,8 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class TrialParams:
+    """How benchmark_model runs one trial; stored with each trial."""
+
     threads: int = 1
     runs: int = 100
     warmup_runs: int = 10
@@ -107,6 +129,49 @@ class TrialParams:
     min_secs: float | None = None
     timeout_s: float = 300.0
     extra_flags: tuple[str, ...] = ()
+
+
+MAX_TRIALS = 10_000  # per model and device: the plan is made up front, and each trial costs seconds anyway
+MAX_RUNS = 10_000_000  # invokes per trial; beyond, one trial outlasts any --timeout worth setting
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """What a benchmark run is asked to do, whoever asks (``lab bench``, ``lab run``, a farm job).
+
+    The one place its settings' defaults are declared: the CLI's options take theirs from here
+    (``host.cli.options``), and the run's stored configuration and a farm job's spec are this
+    record through ``to_jsonable``.
+    """
+
+    params: TrialParams = field(default_factory=TrialParams)
+    trials: int = 5  # per model and device, interleaved
+    cooldown_s: float = 0.0  # pause between two trials on a device
+    max_temp_c: float | None = None  # before each trial, wait (bounded) until every thermal zone is below it
+    max_temp_wait_s: float = 300.0  # that wait's bound per trial; then the trial runs and keeps the state
+    seed: int = 0  # of the shuffled trial order
+    binary: str | None = None  # a benchmark_model on this host to push and use for this run only
+    wait_for_device: bool = True  # another run holds a device: wait for it (False: fail its trials)
+
+    def check(self) -> None:
+        """Raises UsageError naming the first setting out of range."""
+        p = self.params
+        if not 1 <= self.trials <= MAX_TRIALS:
+            raise UsageError(f"--trials must be between 1 and {MAX_TRIALS:,}, got {self.trials:,}")
+        if not 1 <= p.runs <= MAX_RUNS:
+            raise UsageError(f"--runs must be between 1 and {MAX_RUNS:,}, got {p.runs:,}")
+        if p.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {p.threads}")
+        if p.warmup_runs < 0:
+            raise UsageError(f"--warmup must not be negative, got {p.warmup_runs}")
+        if p.timeout_s <= 0:
+            raise UsageError(f"--timeout must be positive, got {p.timeout_s:g}")
+        if p.min_secs is not None and p.min_secs < 0:
+            raise UsageError(f"--min-secs must not be negative, got {p.min_secs:g}")
+        if self.cooldown_s < 0:
+            raise UsageError(f"--cooldown must not be negative, got {self.cooldown_s:g}")
+        if self.max_temp_wait_s < 0:
+            raise UsageError(f"the wait for --max-temp must not be negative, got {self.max_temp_wait_s:g}")
 
 
 TrialStatus = Literal["ok", "failed", "timeout"]
@@ -128,7 +193,7 @@ class Trial:
     duration_s: float
     error: str | None = None
     raw_output: str = ""
-    result: BenchmarkResult | None = None
+    result: _output.BenchmarkResult | None = None
     samples_us: list[float] | None = None  # per-invoke times when the runner gives them
     state_before: DeviceState | None = None
     state_after: DeviceState | None = None

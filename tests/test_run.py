@@ -160,3 +160,28 @@ def test_a_device_failing_mid_run_keeps_the_others_results(
         ).fetchall())
     assert statuses[steady.serial] == "ok"
     assert "failed" in statuses[doomed.serial] or "timeout" in statuses[doomed.serial]
+
+
+def test_variants_are_built_benched_and_reported_beside_dense_and_pruned(
+    lab_process: LabProcess, adb_server: object, lab_home: Path
+) -> None:
+    result = lab_process(lab_home, "run", *QUICK, "--emulator", "x86", "--variants", "dense-fp16,dense-int8", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    doc = json.loads(result.stdout)
+    (section,) = doc["report"]["devices"]
+    rows = {row["role"]: row for row in section["rows"]}
+    assert set(rows) == {"dense", "pruned", "dense-fp16", "dense-int8"}
+    for role in ("pruned", "dense-fp16", "dense-int8"):  # each against dense fp32, with its CI
+        speedup = rows[role]["speedup"]
+        assert speedup is not None and speedup["low"] <= speedup["value"] <= speedup["high"], rows[role]
+        assert rows[role]["accuracy"] is not None  # the host's accuracy of that very file
+    history = json.loads(lab_process(lab_home, "history", "--json").stdout)
+    assert {"dense-fp16", "dense-int8"} <= {row["role"] for row in history}
+
+
+def test_an_unknown_variant_is_one_line_naming_the_valid_ones(lab_home: Path) -> None:
+    for command in ("build", "run"):
+        result = CliRunner().invoke(app, ["--home", str(lab_home), command, "--quick", "--dataset", "synthetic",
+                                          "--variants", "dense-fp8"])
+        assert result.exit_code == 2, result.output
+        assert "unknown variant(s) dense-fp8: choose from dense, pruned, dense-fp16" in result.stderr

@@ -29,11 +29,10 @@ from host.devices.tools import check_binary_path
 from host.devices.shell import DeviceShell
 from host.devices.elf import binary_abi
 from host.errors import DeviceError, LabError, NoDeviceError, UsageError
-from host.records import DeviceFacts, DeviceState, ModelFile, Trial, TrialParams
+from host.records import BenchRequest, DeviceFacts, DeviceState, ModelFile, Trial, TrialParams, to_jsonable
 
-__all__ = ["BenchProgress", "BenchOutcome", "run_bench", "MAX_TEMP_WAIT_S"]
+__all__ = ["BenchProgress", "BenchOutcome", "run_bench"]
 
-MAX_TEMP_WAIT_S = 300.0  # --max-temp waits at most this long per trial, then runs and keeps the state
 _TEMP_POLL_S = 5.0
 
 
@@ -89,27 +88,33 @@ class _Reporter:
                 self._progress.trial_done(trial)
 
 
-MAX_TRIALS = 10_000  # per model and device: the plan is made up front, and each trial costs seconds anyway
-MAX_RUNS = 10_000_000  # invokes per trial; beyond, one trial outlasts any --timeout worth setting
-
-
 @dataclass
 class _Job:
     client: adbutils.AdbClient
     models: Sequence[ModelFile]
-    params: TrialParams
+    request: BenchRequest
+    params: TrialParams  # the request's, plus what the device adds (``_device_params``)
     plan: list[PlannedTrial]
-    cooldown_s: float
-    max_temp_c: float | None
-    max_temp_wait_s: float
     store: Store
     run_id: int
     binary: Path | None
     home: Path
     reporter: _Reporter
     stop: threading.Event
-    wait_for_device: bool = True  # another run holds the device: wait for it (False: fail its trials)
     max_output: int = MAX_OUTPUT_BYTES  # bytes of a trial's output read back
+
+
+def _stored_config(
+    request: BenchRequest, models: Sequence[ModelFile], devices: Sequence[DeviceFacts], kind: str, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's configuration as stored: one shape for every kind of run."""
+    return {
+        "command": kind,
+        **extra,
+        "models": [{"name": m.name, "sha256": m.sha256, "path": m.path} for m in models],
+        "devices": [d.serial for d in devices],
+        **to_jsonable(request),
+    }
 
 
 def _failed_trial(job: _Job, facts: DeviceFacts, planned: PlannedTrial, error: str) -> Trial:
@@ -137,21 +142,22 @@ def _save(job: _Job, trial: Trial) -> Trial:
 
 def _cool_state(job: _Job, session: DeviceSession) -> DeviceState | None:
     """With --max-temp: the state once the device is cool enough (or the wait ran out)."""
-    if job.max_temp_c is None:
+    limit, patience = job.request.max_temp_c, job.request.max_temp_wait_s
+    if limit is None:
         return None
     serial = session.facts.serial
     state = session.state.snapshot(session.fixed_performance)
     if state.max_temp_c is None:
         return state
     waited = 0.0
-    while state.max_temp_c is not None and state.max_temp_c > job.max_temp_c and waited < job.max_temp_wait_s:
-        job.reporter.note(serial, f"{state.max_temp_c:.1f} °C > --max-temp {job.max_temp_c:g} °C: waiting to cool")
-        step = min(_TEMP_POLL_S, job.max_temp_wait_s - waited)
+    while state.max_temp_c is not None and state.max_temp_c > limit and waited < patience:
+        job.reporter.note(serial, f"{state.max_temp_c:.1f} °C > --max-temp {limit:g} °C: waiting to cool")
+        step = min(_TEMP_POLL_S, patience - waited)
         if job.stop.wait(step):
             break
         waited += step
         state = session.state.snapshot(session.fixed_performance)
-    if state.max_temp_c is not None and state.max_temp_c > job.max_temp_c:
+    if state.max_temp_c is not None and state.max_temp_c > limit:
         job.reporter.note(serial, f"still {state.max_temp_c:.1f} °C after {waited:g} s: running anyway (state recorded)")
     return state
 
@@ -185,7 +191,7 @@ def _device_worker(job: _Job, facts: DeviceFacts) -> _DeviceResult:
     with ExitStack() as held:
         work = work_dir()
         try:
-            held.enter_context(device_lock(shell, serial, wait=job.wait_for_device, note=note, stop=job.stop))
+            held.enter_context(device_lock(shell, serial, wait=job.request.wait_for_device, note=note, stop=job.stop))
             session = prepare_session(shell, facts, job.models, binary=job.binary, home=job.home, note=note, work=work)
             session.max_output = job.max_output
         except LabError as exc:
@@ -200,7 +206,8 @@ def _trials(job: _Job, session: DeviceSession) -> list[Trial]:
     for planned in job.plan:
         if job.stop.is_set():
             break
-        if planned.position > 0 and job.cooldown_s > 0 and job.stop.wait(job.cooldown_s):
+        cooldown = job.request.cooldown_s
+        if planned.position > 0 and cooldown > 0 and job.stop.wait(cooldown):
             break
         try:
             before = _cool_state(job, session)
@@ -224,59 +231,51 @@ def _clean_up(job: _Job, session: DeviceSession, work: str) -> None:
 
 
 def run_bench(
+    request: BenchRequest,
     models: list[ModelFile],
     devices: list[DeviceFacts],
-    params: TrialParams,
     *,
-    trials: int,
-    cooldown_s: float,
-    max_temp_c: float | None,
     store: Store,
-    binary: Path | None,
     home: Path,
-    config: dict[str, Any],
     progress: BenchProgress | None,
+    config: dict[str, Any] | None = None,
     run_kind: str = "bench",
-    seed: int = 0,
     client: adbutils.AdbClient | None = None,
-    max_temp_wait_s: float = MAX_TEMP_WAIT_S,
-    wait_for_device: bool = True,
 ) -> BenchOutcome:
-    """Benchmarks every model on every device and stores the trials as one run.
+    """Benchmarks every model on every device as ``request`` asks and stores the trials as one run.
+
+    The run's stored configuration is the command (``run_kind`` unless ``config`` names another),
+    ``config`` (what the caller adds: a build id, a farm job), the models, the devices and the
+    request's fields (``to_jsonable``; decoded back with ``from_jsonable(BenchRequest, config)``).
 
     Raises:
-        UsageError: no models, a bad trial count / cooldown, or a bad $LAB_MAX_OUTPUT.
-        ToolError: ``binary`` is missing or not an executable.
+        UsageError: no models, a setting out of range (``BenchRequest.check``), or a bad $LAB_MAX_OUTPUT.
+        ToolError: ``request.binary`` is missing or not an executable.
         NoDeviceError: no devices.
         StoreError: the store failed (the run is marked failed when it still can be).
         KeyboardInterrupt: after the workers finish their current trial; the run is marked
             interrupted and keeps every trial saved so far.
 
     Each device is locked for the run (``host.devices.lock``): a device another run holds is waited
-    for, or with ``wait_for_device=False`` its trials are stored as failed with the holder named.
+    for, or with ``request.wait_for_device`` False its trials are stored as failed with the holder named.
     """
     if not models:
         raise UsageError("no model to benchmark: pass one or more .tflite files")
     if not devices:
         raise NoDeviceError("no device to benchmark on")
-    if not 1 <= trials <= MAX_TRIALS:
-        raise UsageError(f"--trials must be between 1 and {MAX_TRIALS:,}, got {trials:,}")
-    if not 1 <= params.runs <= MAX_RUNS:
-        raise UsageError(f"--runs must be between 1 and {MAX_RUNS:,}, got {params.runs:,}")
-    if cooldown_s < 0:
-        raise UsageError(f"--cooldown must not be negative, got {cooldown_s:g}")
+    request.check()
+    binary = Path(request.binary) if request.binary is not None else None
     if binary is not None:
         check_binary_path(binary)
         binary_abi(binary)  # an unreadable file or a non-executable fails here; a wrong ABI per device
     max_output = max_output_bytes()
     devices = list({d.serial: d for d in devices}.values())  # one worker per device, even if named twice
-    plan = plan_trials(len(models), trials, seed)
+    plan = plan_trials(len(models), request.trials, request.seed)
     client = client or adb_client()
-    run_id = store.start_run(run_kind, config)
+    run_id = store.start_run(run_kind, _stored_config(request, models, devices, run_kind, config or {}))
     reporter = _Reporter(progress)
     job = _Job(
-        client, models, params, plan, cooldown_s, max_temp_c, max_temp_wait_s, store, run_id, binary, home, reporter,
-        threading.Event(), wait_for_device, max_output,
+        client, models, request, request.params, plan, store, run_id, binary, home, reporter, threading.Event(), max_output
     )
     reporter.start(len(plan) * len(devices), devices)
     pool = ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="bench")

@@ -1,4 +1,5 @@
-"""How a build reports what it is doing: a small protocol the CLI implements with rich.
+"""How a build reports what it is doing: a small protocol the CLI implements with rich
+(``host.cli.render.progress``).
 
 Stages, in order: ``dataset``, ``check``, ``train``, ``prune``, ``convert``, ``evaluate``. Only
 ``train`` and ``prune`` have epochs. Epoch updates come at the end of each epoch (never per batch:

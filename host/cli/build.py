@@ -8,10 +8,9 @@ file, or a model the XNNPACK check rejects (each problem on its own stderr line)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -20,77 +19,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from host.cli.context import lab_context
-from host.cli.options import JsonOpt
+from host.cli.options import JsonOpt, VariantsOpt
 from host.errors import ModelCheckError
 
 if TYPE_CHECKING:
-    from rich.progress import TaskID
+    from host.builder import BuildResult, BuildSpec, CheckReport
 
-    from host.builder import BuildResult, BuildSpec, CheckReport, Stage
-
-__all__ = ["RichBuildProgress", "register", "build_table"]
-
-
-class RichBuildProgress:
-    """``BuildProgress`` drawn with rich on a (stderr) console: one line per stage, a bar for epochs.
-
-    Use as a context manager around the build; ``lab run`` reuses it.
-    """
-
-    def __init__(self, console: Console) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self.console = console
-        self.progress = Progress(
-            SpinnerColumn(finished_text="[green]✓[/]"),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[metrics]}"),
-            console=console,
-            transient=False,
-        )
-        self.tasks: dict[Stage, TaskID] = {}
-        self.totals: dict[Stage, int] = {}
-
-    def __enter__(self) -> RichBuildProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if exc is not None:
-            for task in self.progress.tasks:
-                if not task.finished:
-                    self.progress.update(task.id, description=f"[red]✗ {task.description}[/]")
-                    self.progress.stop_task(task.id)
-        self.progress.stop()
-
-    def stage_started(self, stage: Stage, epochs: int | None) -> None:
-        from host.builder import STAGES
-
-        self.tasks[stage] = self.progress.add_task(STAGES[stage], total=epochs or 1, metrics="")
-        self.totals[stage] = epochs or 1
-
-    def epoch_finished(self, stage: Stage, epoch: int, epochs: int, metrics: Mapping[str, float]) -> None:
-        shown = "  ".join(f"{k}={v:.3f}" for k, v in metrics.items() if k in ("loss", "accuracy", "val_accuracy"))
-        self.progress.update(self.tasks[stage], completed=epoch, metrics=shown)
-
-    def stage_finished(self, stage: Stage, seconds: float) -> None:
-        task = self.tasks[stage]
-        self.progress.update(task, completed=self.totals[stage])
-        self.progress.stop_task(task)
-
-    def note(self, message: str) -> None:
-        self.progress.console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
-
-
-def _accuracy(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
+__all__ = ["register", "build_table"]
 
 
 def build_table(result: BuildResult) -> Table:
     """The summary of a build: per file its size, ops, DENSIFY ops, 1x1 sparsity and accuracies."""
+    from host.report import _format as f
+
     m = result.manifest
     accuracy = m["accuracy"]
     dataset = m["dataset"]
@@ -100,21 +41,23 @@ def build_table(result: BuildResult) -> Table:
         caption += " (synthetic: accuracy means nothing)"
     table = Table(title="lab build", caption=caption)
     table.add_column("file", no_wrap=True)
-    for header in ("bytes", "ops", "DENSIFY"):
+    for header in ("size", "ops", "DENSIFY"):
         table.add_column(header, justify="right")
+    table.add_column("1x1 filters")
     table.add_column("1x1 sparsity")
     for header in ("Keras acc", "TFLite acc"):
         table.add_column(header, justify="right")
-    for role in ("dense", "pruned"):
-        entry = m["files"][role]
+    for name, entry in m["files"].items():
+        base = (entry.get("variant") or {}).get("base", name)  # builds before variants had dense and pruned
         table.add_row(
             escape(entry["path"]),
-            f"{entry['size_bytes']:,}",
+            f.size(entry["size_bytes"]),
             str(len(entry["ops"])),
             str(entry["densify"]["count"]),
-            " ".join(f"{c['sparsity']:.2f}" for c in entry["conv1x1"]) or "—",
-            _accuracy(accuracy.get(f"keras_{role}")),
-            _accuracy(accuracy.get(f"tflite_{role}")),
+            " ".join(sorted({c.get("dtype", "float32") for c in entry["conv1x1"]})) or f.DASH,
+            " ".join(f.percent(c["sparsity"]) for c in entry["conv1x1"]) or f.DASH,
+            f.percent(accuracy.get(f"keras_{base}")),
+            f.percent((accuracy.get("tflite") or {}).get(name, accuracy.get(f"tflite_{name}"))),
         )
     return table
 
@@ -219,6 +162,7 @@ def build_command(
         int | None, typer.Option("--subset", help="Use at most N training samples (validation/test N/5).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for data, shuffling and initial weights.")] = 0,
+    variants: VariantsOpt = "dense,pruned",
     backend: Annotated[
         str,
         typer.Option(
@@ -232,7 +176,8 @@ def build_command(
 ) -> None:
     """Train the guide's CNN (or --model), prune it for XNNPACK, convert dense and pruned to TFLite.
 
-    Writes LAB_HOME/artifacts/<build id>/ with dense.tflite, pruned.tflite and manifest.json.
+    Writes LAB_HOME/artifacts/<build id>/ with dense.tflite, pruned.tflite (and each --variants
+    file) and manifest.json.
 
     The same options again reuse that folder at once; --force rebuilds.
 
@@ -255,12 +200,15 @@ def build_command(
         seed=seed,
         quick=quick,
         fix=fix,
+        variants=tuple(variants.split(",")),
     )
     out, err = Console(), Console(stderr=True)
     with _model_check_errors(err):
         if check_only:
             _check_only(spec, json_, out, err)
             return
+        from host.cli.render.progress import RichBuildProgress
+
         with RichBuildProgress(err) as progress:
             result = build_with_backend(spec, lab_context(ctx).home, backend=backend, force=force, progress=progress)
     if json_:
@@ -268,6 +216,8 @@ def build_command(
         return
     if result.cached:
         err.print(f"cached: {escape(str(result.dir))} (--force rebuilds)", highlight=False, soft_wrap=True)
+    for name, reason in result.failed_variants.items():
+        err.print(f"variant {name} not built: {escape(reason)}", highlight=False, soft_wrap=True)
     out.print(build_table(result))
 
 

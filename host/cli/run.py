@@ -11,52 +11,20 @@ or ``both`` when the ARM core cannot be prepared).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from host.cli.build import RichBuildProgress
 from host.cli.context import lab_context
-from host.cli.emulator import RichPrepareProgress
-from host.cli.options import JsonOpt, RunsOpt, SerialOpt, ThreadsOpt, TrialsOpt, WarmupOpt
-
-if TYPE_CHECKING:
-    from host.bench.render import RichBenchProgress
+from host.cli.options import JsonOpt, SerialOpt, VariantsOpt, request_options
+from host.records import BenchRequest, to_jsonable
 
 __all__ = ["register"]
 
 
-class _RichRunProgress:
-    """Stage lines on stderr, with the build's and the bench's own rich progress in between."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-
-    def stage(self, message: str) -> None:
-        self.console.print(f"[bold cyan]▶[/] {escape(message)}", highlight=False)
-
-    @contextmanager
-    def building(self) -> Iterator[RichBuildProgress]:
-        with RichBuildProgress(self.console) as progress:
-            yield progress
-
-    @contextmanager
-    def preparing(self) -> Iterator[RichPrepareProgress]:
-        with RichPrepareProgress(self.console) as progress:
-            yield progress
-
-    @contextmanager
-    def benching(self) -> Iterator[RichBenchProgress]:
-        from host.bench.render import RichBenchProgress
-
-        with RichBenchProgress(self.console) as progress:
-            yield progress
-
-
+@request_options()
 def run(
     ctx: typer.Context,
     dataset: Annotated[
@@ -74,12 +42,8 @@ def run(
             "never: attached devices only. always: the old name of x86.",
         ),
     ] = "auto",
-    threads: ThreadsOpt = 1,
-    runs: RunsOpt = 100,
-    warmup: WarmupOpt = 10,
-    trials: TrialsOpt = 5,
-    cooldown: Annotated[float, typer.Option("--cooldown", min=0, help="Seconds to pause between trials.")] = 0.0,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds one trial may take.")] = 300.0,
+    request: BenchRequest = BenchRequest(),
+    variants: VariantsOpt = "dense,pruned",
     force: Annotated[bool, typer.Option("--force", help="Rebuild the models even when cached.")] = False,
     backend: Annotated[
         Literal["auto", "docker", "local"],
@@ -89,17 +53,16 @@ def run(
             help="Where to build: docker (the builder image), local, or auto (docker when an engine answers and has the builder image).",
         ),
     ] = "auto",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of training and of the trial order.")] = 0,
     json_: JsonOpt = False,
 ) -> None:
     """Build the guide's CNN, prune it for XNNPACK, benchmark dense vs pruned on every device, store and report.
 
-    Exit codes: 0 all trials ok, 1 some failed, 2 nothing could run.
+    --seed seeds the training too. Exit codes: 0 all trials ok, 1 some failed, 2 nothing could run.
     """
-    from host.bench.render import failure_lines, outcome_json
     from host.builder import BuildSpec
+    from host.cli.render.bench import failure_lines, outcome_json
+    from host.cli.render.progress import RichRunProgress
     from host.experiment import EMULATOR_ALIASES, RunRequest, run_experiment, run_finding
-    from host.records import TrialParams, to_jsonable
     from host.report import build_report, render_terminal, stdout_console
     from host.store import open_store
 
@@ -107,18 +70,15 @@ def run(
     err = Console(stderr=True, soft_wrap=True)
     if emulator in EMULATOR_ALIASES:
         err.print(f"note: --emulator {emulator} is now --emulator {EMULATOR_ALIASES[emulator]}", highlight=False)
-    request = RunRequest(
-        build=BuildSpec(dataset=dataset, quick=quick, seed=seed),
-        params=TrialParams(threads=threads, runs=runs, warmup_runs=warmup, timeout_s=timeout),
+    run_request = RunRequest(
+        build=BuildSpec(dataset=dataset, quick=quick, seed=request.seed, variants=tuple(variants.split(","))),
+        bench=request,
         backend=backend,
-        trials=trials,
         serials=device,
         emulator=EMULATOR_ALIASES.get(emulator, emulator),  # type: ignore[arg-type]
-        cooldown_s=cooldown,
         force_build=force,
-        seed=seed,
     )
-    outcome = run_experiment(request, home=lab.home, db_url=lab.db_url, progress=_RichRunProgress(err))
+    outcome = run_experiment(run_request, home=lab.home, db_url=lab.db_url, progress=RichRunProgress(err))
     with open_store(lab.db_url) as store:
         report = build_report(store, outcome.run_id)
         finding = run_finding(store, report)

@@ -11,7 +11,8 @@ from rich.console import Console
 
 from host.cli.context import lab_context
 from host.cli.jobs import jobs_json, jobs_table
-from host.cli.options import JsonOpt, RunsOpt, ThreadsOpt, TrialsOpt, WarmupOpt
+from host.cli.options import JsonOpt, request_options
+from host.records import BenchRequest
 
 if TYPE_CHECKING:
     from host.farm import FarmJob
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
+@request_options(exclude=("binary", "timeout_s", "wait_for_device"))
 def submit(
     ctx: typer.Context,
     models: Annotated[list[Path], typer.Argument(help="One or more .tflite files (stored in the database once).")],
@@ -29,13 +31,7 @@ def submit(
     ] = None,
     abi: Annotated[str | None, typer.Option("--abi", help="One job per registered device with this ABI.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="One job per online device of the farm.")] = False,
-    trials: TrialsOpt = 5,
-    runs: RunsOpt = 100,
-    warmup: WarmupOpt = 10,
-    threads: ThreadsOpt = 1,
-    min_secs: Annotated[
-        float | None, typer.Option("--min-secs", min=0, help="Measured runs last at least S seconds (--min_secs).")
-    ] = None,
+    request: BenchRequest = BenchRequest(),
     priority: Annotated[int, typer.Option("--priority", help="Higher runs first; ties run oldest first.")] = 0,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the jobs until they finish.")] = False,
     timeout: Annotated[
@@ -45,18 +41,19 @@ def submit(
 ) -> None:
     """Queue benchmark jobs for the farm's agents; prints the job ids.
 
+    The agents run them as lab bench would, without --binary (each uses its own tools) and with
+    the default trial timeout (--timeout here bounds --wait).
+
     Exit codes: 0 queued (with --wait: all done), 1 with --wait some job failed or the timeout passed,
     2 bad input or unreachable database.
     """
     from host.farm import Target, open_farm_store, submit_jobs
-    from host.records import TrialParams
 
     lab = lab_context(ctx)
     err = Console(stderr=True, soft_wrap=True)
-    params = TrialParams(threads=threads, runs=runs, warmup_runs=warmup, min_secs=min_secs)
     target = Target(serial=device, device_model=device_model, abi=abi, all=all_)
     with open_farm_store(lab.db_url) as store:
-        ids = submit_jobs(store, models, target, params, trials=trials, priority=priority)
+        ids = submit_jobs(store, models, target, request, priority=priority)
         jobs = store.list_jobs(ids=ids)
         lonely = store.jobs_without_device(jobs)
         for job in jobs:

@@ -8,7 +8,7 @@ opens the store with the farm's queries.
 from __future__ import annotations
 
 from host.farm._agent import AgentOptions, AgentReport, FarmAgent, device_key
-from host.farm._errors import DatabaseUnreachableError, FarmError, FarmNeedsServerError, JobTimeoutError
+from host.farm._errors import FarmError, FarmNeedsServerError, JobTimeoutError
 from host.farm._store import is_sqlite, open_farm_store
 from host.farm._submit import FINISHED, Target, submit_jobs, wait_for_jobs
 from host.store.queries.farm import AgentHandle, FarmDevice, FarmJob, JobSpec
@@ -17,7 +17,6 @@ __all__ = [
     "AgentHandle",
     "AgentOptions",
     "AgentReport",
-    "DatabaseUnreachableError",
     "FINISHED",
     "FarmAgent",
     "FarmDevice",

@@ -28,7 +28,8 @@ from host.bench.models import model_file
 from host.bench.runner import run_bench
 from host.devices.discovery import list_devices
 from host.errors import DeviceError, LabError, StoreError, UsageError
-from host.records import DeviceFacts, ModelFile, Trial, TrialParams, to_jsonable
+from host.farm._submit import job_request
+from host.records import DeviceFacts, ModelFile, Trial, to_jsonable
 from host.store.queries.farm import AgentHandle, FarmJob, FarmQueries
 
 __all__ = ["AgentOptions", "AgentReport", "FarmAgent", "device_key"]
@@ -170,22 +171,15 @@ class FarmAgent:
     def _run_job(self, agent: AgentHandle, job: FarmJob, facts: DeviceFacts) -> None:
         try:
             models = [self._model(m["sha256"], m["name"]) for m in job.models]
-            raw = dict(job.params)
-            params = TrialParams(**{**raw, "extra_flags": tuple(raw.get("extra_flags") or ())})
-            config = {
-                "command": "farm",
-                "job": job.id,
-                "attempt": job.attempt,
-                "agent": agent.name,
-                "models": job.models,
-                "devices": [facts.serial],
-                "params": raw,
-                "trials": job.trials,
-            }
             outcome = run_bench(
-                models, [facts], params, trials=job.trials, cooldown_s=0.0, max_temp_c=None,
-                store=_JobStore(self._store, agent, job, self._releasing), binary=None, home=self._home, config=config,
-                progress=None, client=self._client,
+                job_request(job),
+                models,
+                [facts],
+                store=_JobStore(self._store, agent, job, self._releasing),
+                home=self._home,
+                config={"command": "farm", "job": job.id, "attempt": job.attempt, "agent": agent.name},
+                progress=None,
+                client=self._client,
             )
         except _JobReleased:
             self._finish(agent, job, "queued", f"released by agent {agent.name} while stopping; requeued")

@@ -10,10 +10,11 @@ from pathlib import Path
 from host.bench.models import model_file
 from host.errors import UsageError
 from host.farm._errors import FarmError, JobTimeoutError
-from host.records import TrialParams, to_jsonable
+from host.records import BenchRequest, TrialParams, to_jsonable
+from host.store._codec import from_jsonable
 from host.store.queries.farm import FarmDevice, FarmJob, FarmQueries, JobSpec
 
-__all__ = ["Target", "submit_jobs", "wait_for_jobs", "FINISHED"]
+__all__ = ["Target", "submit_jobs", "job_request", "wait_for_jobs", "FINISHED"]
 
 FINISHED = ("done", "failed", "cancelled")
 
@@ -59,30 +60,34 @@ def submit_jobs(
     store: FarmQueries,
     paths: Sequence[Path],
     target: Target,
-    params: TrialParams,
+    request: BenchRequest,
     *,
-    trials: int,
     priority: int = 0,
     max_attempts: int = 3,
 ) -> list[int]:
     """Checks the models (TFLite only), stores their bytes once, queues the jobs; returns their ids.
 
+    Each job's params are ``request`` as JSON (``to_jsonable``); the agent decodes them with
+    ``job_request``.
+
     Raises:
-        UsageError: no model, a file that is missing or not TFLite, a bad target or count.
+        UsageError: no model, a file that is missing or not TFLite, a bad target, setting or count,
+            or a ``binary`` (a path on this host means nothing on the agent's).
         FarmError: ``--all`` with no online device.
     """
     target.check()
     if not paths:
         raise UsageError("no model to submit: pass one or more .tflite files")
-    if trials < 1:
-        raise UsageError(f"--trials must be at least 1, got {trials}")
+    request.check()
+    if request.binary is not None:
+        raise UsageError("a farm job cannot bring its own benchmark_model: each agent uses its devices' tools")
     if max_attempts < 1:
         raise UsageError(f"max attempts must be at least 1, got {max_attempts}")
     files = [model_file(Path(path)) for path in paths]  # refuses non-TFLite files here, not at the agent
     base = JobSpec(
         models=[{"sha256": f.sha256, "name": f.name} for f in files],
-        params=to_jsonable(params),
-        trials=trials,
+        params=to_jsonable(request),
+        trials=request.trials,
         priority=priority,
         max_attempts=max_attempts,
     )
@@ -90,6 +95,18 @@ def submit_jobs(
     for f in files:
         store.store_model(f.sha256, f.name, Path(f.path).read_bytes())
     return store.submit_jobs(specs)
+
+
+def job_request(job: FarmJob) -> BenchRequest:
+    """The request a job was submitted with, from its params: a ``BenchRequest`` as JSON, or (jobs
+    queued before the record existed) ``TrialParams`` as JSON with the trials in their own column.
+
+    Raises:
+        DecodeError: params that fit neither shape; the message names the field.
+    """
+    if "params" in job.params:
+        return from_jsonable(BenchRequest, job.params, "job params")
+    return BenchRequest(params=from_jsonable(TrialParams, job.params, "job params"), trials=job.trials)
 
 
 def wait_for_jobs(

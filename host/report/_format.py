@@ -1,4 +1,11 @@
-"""How figures are written in every report format (one place, so tables and files agree)."""
+"""How figures are written in every table, report and export (one place, so they all agree).
+
+One unit per kind of figure, so a column never mixes units: durations of an invoke in µs
+(``us``, ``estimate_us``), init times in ms (``ms``), sizes and memory in binary mebibytes
+(``size`` from bytes, ``mib`` from benchmark_model's MB, which are MiB), fractions as percentages
+(``percent``), counts as whole numbers (``number``), a device as ``device_line``. Every function
+takes None and writes it as ``DASH``.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ __all__ = [
     "speedup",
     "speedup_cell",
     "size",
+    "mib",
     "percent",
     "number",
     "when",
@@ -39,21 +47,13 @@ __all__ = [
 DASH = "—"
 
 
-def _scaled(value: float, unit: str) -> str:
-    if unit == "ms":
-        return f"{value / 1000:,.1f}"
+def _us(value: float) -> str:
     return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
 
 
-def _unit(value: float) -> str:
-    return "ms" if value >= 100_000 else "µs"
-
-
 def us(value: float | None) -> str:
-    if value is None:
-        return DASH
-    unit = _unit(value)
-    return f"{_scaled(value, unit)} {unit}"
+    """``109.9 µs``, ``93,826 µs``: always microseconds (one decimal below 1,000)."""
+    return DASH if value is None else f"{_us(value)} µs"
 
 
 def _no_ci(n: int | None) -> bool:
@@ -65,18 +65,17 @@ def _na(n: int) -> str:
 
 
 def ms(value: float | None) -> str:
-    """A duration always in milliseconds (one unit per column: init times span µs to seconds)."""
+    """A duration given in µs, written in milliseconds: ``111.3 ms`` (init times span µs to seconds)."""
     return DASH if value is None else f"{value / 1000:,.1f} ms"
 
 
 def estimate_us(value: Estimate | None, n: int | None = None) -> str:
-    """``109.9 [109.4–110.7] µs``: the median and its CI, in one unit; from ``n`` < 3 trials, ``[CI n/a: n trials]``."""
+    """``109.9 [109.4–110.7] µs``: the median and its CI; from ``n`` < 3 trials, ``[CI n/a: n trials]``."""
     if value is None:
         return DASH
-    unit = _unit(value.value)
     if _no_ci(n):
-        return f"{_scaled(value.value, unit)} {unit} {_na(n or 0)}"
-    return f"{_scaled(value.value, unit)} [{_scaled(value.low, unit)}–{_scaled(value.high, unit)}] {unit}"
+        return f"{us(value.value)} {_na(n or 0)}"
+    return f"{_us(value.value)} [{_us(value.low)}–{_us(value.high)}] µs"
 
 
 def ratio(value: Estimate | None, n: int | None = None) -> str:
@@ -123,15 +122,17 @@ def speedup_cell(row: ModelRow, baseline_name: str | None) -> str:
 
 
 def size(value: int | None) -> str:
-    if value is None:
-        return DASH
-    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
-        if value >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value} B"
+    """A size in bytes as binary mebibytes: ``0.11 MiB``, ``12.40 MiB``."""
+    return DASH if value is None else f"{value / (1 << 20):,.2f} MiB"
+
+
+def mib(value: float | None) -> str:
+    """Memory that benchmark_model reports in "MB" (mebibytes): ``12.3 MiB``."""
+    return DASH if value is None else f"{value:,.1f} MiB"
 
 
 def percent(value: float | None) -> str:
+    """A fraction as a percentage: ``0.712`` is ``71.2%``."""
     return DASH if value is None else f"{value:.1%}"
 
 
@@ -144,6 +145,7 @@ def when(value: datetime) -> str:
 
 
 def device_line(d: DeviceFacts) -> str:
+    """A device in one line: serial, kind, make, SoC, ABI, Android, cores and emulation, as known."""
     parts = [d.manufacturer, d.model, f"SoC {d.soc}" if d.soc else None, d.abi]
     if d.release or d.sdk:
         parts.append(f"Android {d.release or '?'} (SDK {d.sdk or '?'})")

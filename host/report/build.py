@@ -41,13 +41,16 @@ def _number(value: Any) -> float | None:
 def manifest_facts(manifest: Mapping[str, Any] | None, role: str | None) -> tuple[float | None, float | None]:
     """(accuracy, sparsity) of the ``role`` file from its build manifest (``host.builder.manifest``).
 
-    Accuracy is the TFLite file's on the test split (``accuracy.tflite_<role>``); sparsity is the
+    Accuracy is the TFLite file's on the test split (``accuracy.tflite.<role>``, or
+    ``accuracy.tflite_<role>`` in builds made before variants); sparsity is the
     lowest of its 1x1 convolutions' (``files.<role>.conv1x1[].sparsity``): XNNPACK's sparse path
     needs every one of them sparse enough. Missing figures are None, shown as "—".
     """
     if not manifest or role is None:
         return None, None
-    accuracy = _number(_get(manifest, "accuracy", f"tflite_{role}"))
+    accuracy = _number(_get(manifest, "accuracy", "tflite", role))
+    if accuracy is None:
+        accuracy = _number(_get(manifest, "accuracy", f"tflite_{role}"))
     convs = _get(manifest, "files", role, "conv1x1")
     figures = [n for n in (_number(c.get("sparsity")) for c in convs or [] if isinstance(c, Mapping)) if n is not None]
     return accuracy, (min(figures) if figures else None)

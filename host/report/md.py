@@ -29,7 +29,7 @@ def table_lines(report: RunReport) -> list[str]:
         for top in section.top_ops:
             lines += [f"**{_cell(f.top_ops_title(top))}**", "", "| value | share | type | name |", "|---|---|---|---|"]
             for kind, name, value, share in top.ops:
-                share_text = f"{share:.1f}%" if share is not None else f.DASH
+                share_text = f.percent(share / 100 if share is not None else None)
                 lines.append(f"| {f.op_value(value, top.unit)} | {share_text} | {_cell(kind)} | {_cell(name)} |")
             lines.append("")
     return lines

@@ -65,7 +65,7 @@ def render_terminal(report: RunReport, console: Console) -> None:
                 f.percent(row.sparsity),
                 f.trials_cell(row.trials_ok, row.trials_failed, row.disturbed),
                 f.ms(row.init_us),
-                f"{row.peak_memory_mb:.1f} MB" if row.peak_memory_mb is not None else f.DASH,
+                f.mib(row.peak_memory_mb),
             ]
             if show_instructions:
                 cells.append(f.number(row.instructions))
@@ -76,7 +76,7 @@ def render_terminal(report: RunReport, console: Console) -> None:
         for top in section.top_ops:
             console.print(f"  {escape(f.top_ops_title(top))}:")
             for kind, name, value, share in top.ops:
-                share_text = f" ({share:.1f}%)" if share is not None else ""
+                share_text = f" ({f.percent(share / 100)})" if share is not None else ""
                 console.print(f"    {f.op_value(value, top.unit)}{share_text}  {escape(kind)}  {escape(name)}")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
@@ -187,7 +187,7 @@ def render_op_comparison(cmp: RunOpsComparison, console: Console, limit: int = O
 
 def _check_value(r: CheckRow, value: float | None) -> str:
     if r.test == "memory":
-        return f"{value:.1f} MB" if value is not None else f.DASH
+        return f.mib(value)
     return f.us(value) if r.metric == "time" else f.number(value)
 
 
@@ -207,12 +207,12 @@ def render_check(result: CheckResult, console: Console) -> None:
         console.print(
             f"[red bold]gate failed[/] ({', '.join(kinds)}): {len(failing)} of {len(result.rows)} test(s) over "
             f"{pairs} model × device pair(s) of run {result.candidate.id} against run(s) {bases}; "
-            f"latency threshold {result.max_regression:.1%} ({result.metric})"
+            f"latency threshold {f.percent(result.max_regression)} ({result.metric})"
         )
     else:
         console.print(
             f"[green bold]no regression[/]: run {result.candidate.id} against run(s) {bases}, "
-            f"{pairs} pair(s), {len(result.rows)} test(s), latency threshold {result.max_regression:.1%} ({result.metric})"
+            f"{pairs} pair(s), {len(result.rows)} test(s), latency threshold {f.percent(result.max_regression)} ({result.metric})"
         )
     table = Table()
     for column in ("model", "device", "test", "per trial", "baseline", "candidate", "ratio", "p (Holm)", "result", "why"):

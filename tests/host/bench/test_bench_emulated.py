@@ -23,7 +23,7 @@ from host.cli.main import app
 from host.devices import select_devices
 from host.devices.tools import add_tool
 from host.errors import UsageError
-from host.records import DeviceFacts, Trial, TrialParams
+from host.records import BenchRequest, DeviceFacts, Trial, TrialParams
 from host.store import HistoryFilter, open_store
 
 from ..devices.elf_files import EM_AARCH64, write_elf, write_script
@@ -63,22 +63,19 @@ def bench(
     progress: Recorder | None = None,
     **kwargs: Any,
 ) -> BenchOutcome:
+    """``run_bench`` with a request of ``params``, ``trials``, ``binary`` and the other fields in ``kwargs``."""
     devices = select_devices(adb_server.client, serials)
+    request = BenchRequest(params=params, trials=trials, binary=str(binary) if binary else None, **kwargs)
     with open_store(f"sqlite:///{tmp_path / 'lab.db'}") as store:
         return run_bench(
+            request,
             [model_file(m) for m in models],
             devices,
-            params,
-            trials=trials,
-            cooldown_s=kwargs.pop("cooldown_s", 0.0),
-            max_temp_c=kwargs.pop("max_temp_c", None),
             store=store,
-            binary=binary,
             home=tmp_path / "home",
             config={"test": True},
             progress=progress,
             client=adb_server.client,
-            **kwargs,
         )
 
 

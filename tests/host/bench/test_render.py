@@ -9,7 +9,7 @@ import numpy as np
 from rich.console import Console
 
 from device_agent.output import InstructionCounts
-from host.bench.render import summary_table
+from host.cli.render.bench import summary_table
 from host.bench.summary import summarize
 from tests.host.synthetic import emulated_device, guide_models, synthetic_trial
 
@@ -36,7 +36,7 @@ def _trials(n: int, device=None, instructions: dict[str, int] | None = None) -> 
 
 def test_the_table_names_its_statistic_and_hides_a_ci_from_two_trials() -> None:
     text = _table_text(summarize(_trials(2)))
-    assert "latency µs (p5 invoke) [95% CI]" in text
+    assert "latency (p5 invoke) [95% CI]" in text
     assert "[CI n/a: 2 trials]" in text
     assert "instructions/inference" not in text  # nothing counted on this device
     assert "emulated device: measures this host's CPU" in text

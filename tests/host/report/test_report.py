@@ -95,7 +95,7 @@ def test_terminal_rendering(store: Store) -> None:
     text = console.export_text()
     assert "emulator-5554 (emulated)" in text and "1A2B3C4D5E (physical): Google, Pixel 7" in text
     assert re.search(r"1\.4\d× \[1\.\d\d–1\.\d\d\]", text)
-    assert "71.2%" in text and "75.1%" in text and "117.2 KB" in text
+    assert "71.2%" in text and "75.1%" in text and "0.11 MiB" in text
     assert "no pruning speed-up is expected" in text
 
 

@@ -1,7 +1,7 @@
-"""How a benchmark looks: the summary table, the ``--json`` document, and live progress.
+"""How a benchmark's outcome looks: the summary table, the lines under it and the ``--json`` document.
 
-Shared by ``lab bench`` and ``lab run``. Tables and progress are rich renderables; the JSON
-document is plain data (``json.dumps``-ready).
+Shared by ``lab bench`` and ``lab run``. Figures are written by ``host.report._format``, as in
+every other table and report; the JSON document is plain data (``json.dumps``-ready).
 """
 
 from __future__ import annotations
@@ -9,110 +9,72 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from host.bench.runner import BenchOutcome
-from host.bench.stats import Estimate
-from host.bench.summary import MIN_TRIALS_FOR_CI, Summary
 from host.bench.evidence import kernel_names, sparse_evidence, sparse_note
+from host.bench.runner import BenchOutcome
+from host.bench.summary import MIN_TRIALS_FOR_CI, Summary
 from host.figures import DISTURBED_RATIO, HEADLINE, label
 from host.records import DeviceFacts, Trial, to_jsonable
+from host.report import _format as f
 
-__all__ = ["summary_table", "failure_lines", "note_lines", "outcome_json", "RichBenchProgress", "JSON_VERSION"]
+__all__ = ["summary_table", "failure_lines", "note_lines", "outcome_json", "JSON_VERSION"]
 
 JSON_VERSION = 2  # 2: latency_us of the named statistic (was median_us of trial averages)
 
 
-def _us(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.1f}" if value < 10_000 else f"{value:,.0f}"
-
-
-def _estimate(est: Estimate | None, n: int, fmt: str = "us") -> str:
-    """A figure with its CI; from fewer than MIN_TRIALS_FOR_CI trials the CI is "n/a (N trials)"."""
-    if est is None:
-        return "—"
-    if fmt == "ratio":
-        point = f"{est.value:.3f}"
-        interval = f"[{est.low:.3f}, {est.high:.3f}]"
-    else:
-        point = _us(est.value)
-        interval = f"[{_us(est.low)}, {_us(est.high)}]"
-    if n < MIN_TRIALS_FOR_CI:
-        return f"{point} [CI n/a: {n} trial{'s' if n != 1 else ''}]"
-    return f"{point} {interval}"
-
-
-def _device_label(facts: DeviceFacts) -> str:
-    name = " ".join(x for x in (facts.manufacturer, facts.model) if x) or "unknown model"
-    parts = [name, facts.soc or "", facts.abi]
-    label = f"{facts.serial}: " + ", ".join(p for p in parts if p)
+def _caption(facts: DeviceFacts) -> str:
+    """The device's line, and what its figures measure when it is not a phone."""
+    line = f.device_line(facts)
     if facts.kind == "emulated" and facts.emulation not in (None, "native"):
-        label += f" — emulated arm64 under QEMU ({facts.emulation}): instructions are exact, time is not a phone's"
-    elif facts.kind == "emulated":
-        label += " — emulated device: measures this host's CPU, not a phone's"
-    elif facts.kind == "emulator":
-        label += " — Android emulator"
-    return label
-
-
-def _latency_header(summaries: Sequence[Summary]) -> str:
-    names = {s.statistic for s in summaries if s.latency_us is not None} or {HEADLINE}
-    which = label(names.pop()) if len(names) == 1 else "per-row statistic"
-    return f"latency µs ({which}) [95% CI]"
+        return line + f" — emulated arm64 under QEMU ({facts.emulation}): instructions are exact, time is not a phone's"
+    if facts.kind == "emulated":
+        return line + " — emulated device: measures this host's CPU, not a phone's"
+    return line
 
 
 def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Table:
     """One row per model × device: the median over trials of each trial's headline figure
-    (``host.figures``, named in the header) with its 95% bootstrap CI, the median and p95 invoke, trials
-    flagged as disturbed, and the ratio to the first model with its CI. The devices' facts are
-    the caption."""
+    (``host.figures``, named in the header) with its 95% bootstrap CI, the median and p95 invoke,
+    init time, peak memory and the ratio to the first model with its CI; trials count the failed
+    and disturbed ones. The devices' facts are the caption."""
     devices: dict[str, DeviceFacts] = {}
     models: list[str] = []
     for s in summaries:
         devices.setdefault(s.device.serial, s.device)
         if s.model_sha256 not in models:
             models.append(s.model_sha256)
-    table = Table(title=title, caption="\n".join(escape(_device_label(d)) for d in devices.values()), caption_justify="left")
-    mixed = len({s.statistic for s in summaries if s.latency_us is not None}) > 1
-    columns = [("model", "left"), ("ok/fail", "right"), (_latency_header(summaries), "right"),
-               ("median invoke µs", "right"), ("p95 invoke µs", "right"), ("disturbed", "right"), ("init ms", "right"), ("peak MB", "right"),
-               ("ratio [95% CI]", "right")]
+    caption = "\n".join(escape(_caption(d)) for d in devices.values())
+    table = Table(title=title, caption=caption, caption_justify="left")
+    statistics = [s.statistic for s in summaries if s.latency_us is not None]
+    mixed = len(set(statistics)) > 1
     counted = any(s.instructions is not None for s in summaries)
-    if counted:
-        columns.insert(-1, ("instructions/inference", "right"))
+    columns = ["model", "trials", f.latency_header(statistics) + " [95% CI]", "median invoke", "p95 invoke", "init",
+               "peak mem", *(["instructions/inference"] if counted else []), "ratio [95% CI]"]
     if len(devices) > 1:
-        columns.insert(0, ("device", "left"))
-    for header, justify in columns:
-        table.add_column(header, justify=justify, no_wrap=header in ("device", "model"))  # type: ignore[arg-type]
+        columns.insert(0, "device")
+    for header in columns:
+        left = header in ("device", "model")
+        table.add_column(header, justify="left" if left else "right", no_wrap=left)
     for s in summaries:
-        model = f"{s.model_name} ({s.role})" if s.role else s.model_name
         if s.ratio is not None:
             base_n = next((b.trials_ok for b in summaries if b.model_sha256 == s.baseline_sha256
                            and b.device.serial == s.device.serial), 0)
-            ratio = _estimate(s.ratio, min(s.trials_ok, base_n), "ratio")
+            ratio = f.ratio(s.ratio, min(s.trials_ok, base_n))
         else:
-            ratio = "1 (baseline)" if len(models) > 1 and s.model_sha256 == models[0] else "—"
-        latency = _estimate(s.latency_us, s.trials_ok)
-        if mixed and s.latency_us is not None:
-            latency += f" ({label(s.statistic)})"
+            ratio = "baseline" if len(models) > 1 and s.model_sha256 == models[0] else f.DASH
         row = [
-            escape(model),
-            f"{s.trials_ok}/{s.trials_failed}",
-            latency,
-            _us(s.typical_us),
-            _us(s.tail_us),
-            f"{s.disturbed}/{s.trials_ok}" if s.trials_ok else "—",
-            f"{s.init_us / 1000:.1f}" if s.init_us is not None else "—",
-            f"{s.peak_memory_mb:.1f}" if s.peak_memory_mb is not None else "—",
+            escape(f"{s.model_name} ({s.role})" if s.role else s.model_name),
+            f.trials_cell(s.trials_ok, s.trials_failed, s.disturbed),
+            f.latency_cell(s.latency_us, s.statistic, s.trials_ok, mixed),
+            f.us(s.typical_us),
+            f.us(s.tail_us),
+            f.ms(s.init_us),
+            f.mib(s.peak_memory_mb),
+            *([f.number(s.instructions)] if counted else []),
             ratio,
         ]
-        if counted:
-            row.insert(-1, f"{s.instructions:,.0f}" if s.instructions is not None else "—")
         if len(devices) > 1:
             row.insert(0, escape(s.device.serial))
         table.add_row(*row)
@@ -217,49 +179,3 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
         "failures": [_failure_json(t) for t in outcome.trials if t.status != "ok"],
         "setup_errors": outcome.setup_errors,
     }
-
-
-class RichBenchProgress:
-    """A progress bar across all trials, with device notes and failures printed above it.
-
-    Use as a context manager around ``run_bench``; it draws on ``console`` (the CLI's stderr).
-    """
-
-    def __init__(self, console: Console) -> None:
-        self._progress = Progress(
-            TextColumn("[bold]bench[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
-        self._task: Any = None
-        self._failed = 0
-
-    def __enter__(self) -> RichBenchProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def start(self, total_trials: int, devices: Sequence[DeviceFacts]) -> None:
-        self._task = self._progress.add_task("bench", total=total_trials, failed=0)
-        names = ", ".join(d.serial for d in devices)
-        self._progress.console.print(f"{total_trials} trials on {len(devices)} device(s): {escape(names)}", highlight=False)
-
-    def note(self, serial: str, message: str) -> None:
-        self._progress.console.print(f"[dim]{escape(serial)}[/]: {escape(message)}", highlight=False)
-
-    def trial_done(self, trial: Trial) -> None:
-        if trial.status != "ok":
-            self._failed += 1
-            self._progress.console.print(
-                f"[yellow]{escape(trial.device.serial)}[/] {escape(trial.model.name)} #{trial.index + 1}: "
-                f"{trial.status}: {escape(trial.error or '')}",
-                highlight=False,
-            )
-        if self._task is not None:
-            self._progress.update(self._task, advance=1, failed=self._failed)
