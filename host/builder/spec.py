@@ -127,6 +127,7 @@ class BuildSpec:
         """JSON-ready form (the manifest keeps it; a container build receives it)."""
         data = dataclasses.asdict(self)
         data["model_path"] = str(self.model_path) if self.model_path is not None else None
+        data["variants"] = list(self.variants)
         return data
 
     @classmethod

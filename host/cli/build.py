@@ -29,7 +29,8 @@ __all__ = ["register", "build_table"]
 
 
 def build_table(result: BuildResult) -> Table:
-    """The summary of a build: per file its size, ops, DENSIFY ops, 1x1 sparsity and accuracies."""
+    """The summary of a build: per file its size, ops, DENSIFY ops, 1x1 sparsity and accuracies
+    (how each file stores its filters is in the manifest: ``--json``)."""
     from host.report import _format as f
 
     m = result.manifest
@@ -43,8 +44,7 @@ def build_table(result: BuildResult) -> Table:
     table.add_column("file", no_wrap=True)
     for header in ("size", "ops", "DENSIFY"):
         table.add_column(header, justify="right")
-    table.add_column("1x1 filters")
-    table.add_column("1x1 sparsity")
+    table.add_column("1x1 sparsity", no_wrap=True)
     for header in ("Keras acc", "TFLite acc"):
         table.add_column(header, justify="right")
     for name, entry in m["files"].items():
@@ -54,7 +54,6 @@ def build_table(result: BuildResult) -> Table:
             f.size(entry["size_bytes"]),
             str(len(entry["ops"])),
             str(entry["densify"]["count"]),
-            " ".join(sorted({c.get("dtype", "float32") for c in entry["conv1x1"]})) or f.DASH,
             " ".join(f.percent(c["sparsity"]) for c in entry["conv1x1"]) or f.DASH,
             f.percent(accuracy.get(f"keras_{base}")),
             f.percent((accuracy.get("tflite") or {}).get(name, accuracy.get(f"tflite_{name}"))),

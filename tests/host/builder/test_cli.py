@@ -27,7 +27,7 @@ def test_table_and_cache(built: BuildResult, build_home: Path) -> None:
     assert result.exit_code == 0, result.output
     for text in ("dense.tflite", "pruned.tflite", f"build {built.build_id} (from cache)", "synthetic: accuracy means nothing"):
         assert text in result.stdout
-    assert "0.75 0.75" in result.stdout  # the pruned file's two 1x1 convs
+    assert "75.0% 75.0%" in result.stdout  # the pruned file's two 1x1 convs
     assert "cached:" in result.stderr and "--force" in result.stderr
 
 
