@@ -106,11 +106,17 @@ def test_heartbeat_renews_the_leases_of_running_jobs_only(store: Store) -> None:
     kept = store.claim_job(agent, device_ids[0], lease_s=0.5)
     dropped = store.claim_job(agent, device_ids[1], lease_s=0.5)
     assert kept is not None and dropped is not None and kept.id == kept_id
-    for _ in range(4):
+    # Heartbeats renew the kept job for 30 s each (a busy machine may stall between them for seconds)
+    # until the dropped one, left out of them, lapses after its 0.5 s.
+    deadline = time.monotonic() + 60
+    lapsed: list[int] = []
+    while dropped_id not in lapsed:
+        assert time.monotonic() < deadline, "the dropped job's lease never lapsed"
         time.sleep(0.2)
-        store.heartbeat(agent, device_ids, [kept.id], lease_s=0.5)
+        store.heartbeat(agent, device_ids, [kept.id], lease_s=30)
         requeued, _ = store.requeue_expired()
         assert kept.id not in requeued
+        lapsed += requeued
     assert store.job_is_mine(agent, kept.id, kept.attempt)
     assert [j.status for j in store.list_jobs(ids=[dropped_id])] == ["queued"]  # the agent had let it go
     other = store.register_agent("b", 1.0)
@@ -156,13 +162,17 @@ def test_cancel(store: Store) -> None:
 
 def test_device_states(store: Store) -> None:
     store.submit_jobs([_spec(device_model="Pixel 7")])
-    busy_agent, (busy_device,) = _agent(store, "busy", heartbeat_s=0.1)
+    # 2 s heartbeats: a busy machine may stall seconds between these lines without three being missed
+    busy_agent, (busy_device,) = _agent(store, "busy", heartbeat_s=2.0)
     idle_agent, _ = _agent(store, "idle", [{**FACTS, "serial": "other"}], heartbeat_s=60)
     assert store.claim_job(busy_agent, busy_device, lease_s=60) is not None
     assert {d.host: d.state for d in store.farm_devices()} == {"busy": "busy", "idle": "idle"}
-    time.sleep(0.4)  # more than three missed heartbeats of 0.1 s
     store.stop_agent(idle_agent)
-    assert {d.host: d.state for d in store.farm_devices()} == {"busy": "offline", "idle": "offline"}
+    deadline = time.monotonic() + 60  # the busy agent now misses three heartbeats (6 s)
+    while (states := {d.host: d.state for d in store.farm_devices()})["busy"] != "offline":
+        assert time.monotonic() < deadline, states
+        time.sleep(0.2)
+    assert states == {"busy": "offline", "idle": "offline"}
 
 
 def test_models_are_stored_once(store: Store) -> None:
