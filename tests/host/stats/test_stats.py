@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from host.bench.stats import Estimate, clean, compare, holm, mann_whitney_u, median_ci, ratio_ci, trimmed_t
+from host.bench.stats import (
+    Estimate,
+    clean,
+    compare,
+    holm,
+    mann_whitney_u,
+    median_ci,
+    ratio_ci,
+    trimmed_t,
+    yuen_welch,
+)
 
 
 def test_clean_drops_missing_values_and_keeps_numbers() -> None:
@@ -176,6 +186,50 @@ def test_trimmed_t_on_logs_matches_scipy_and_handles_the_edges() -> None:
     assert trimmed_t(a, b) == pytest.approx(expected, rel=1e-12)
     assert trimmed_t([1.0], b) is None  # fewer than two values a side: no test
     assert trimmed_t([5.0, 5.0], [5.0, 5.0]) == 1.0 and trimmed_t([5.0, 5.0], [6.0, 6.0]) == 0.0
+
+
+def _close(ours: float, theirs: float) -> bool:
+    if math.isinf(theirs) or math.isinf(ours):
+        return ours == theirs
+    return ours == pytest.approx(theirs, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy's, on nearly equal values
+@pytest.mark.parametrize("trim", [0.0, 0.1, 0.2, 0.25, 0.32])
+def test_yuen_welch_matches_scipy_on_random_samples(trim: float) -> None:
+    """The closed form against ``scipy.stats.ttest_ind(trim=)``: sizes 2-40, spreads from 1e-4 to 1,
+    outliers, ties, shifts large and none; the same statistic and p-value."""
+    rng = np.random.default_rng(2024)
+    for i in range(500):
+        n1, n2 = rng.integers(2, 41, size=2)
+        x = rng.normal(0.0, 10 ** rng.uniform(-4, 0), n1)
+        y = rng.normal(rng.choice([0.0, 1e-3, 0.05, 1.0]), 10 ** rng.uniform(-4, 0), n2)
+        if i % 7 == 0:
+            x[0] += 5.0  # an outlier
+        if i % 11 == 0:
+            y = np.round(y, 1)  # ties
+        t, p = yuen_welch(x.tolist(), y.tolist(), trim)
+        expected = scipy_stats.ttest_ind(x, y, equal_var=False, trim=trim)
+        assert _close(t, float(expected.statistic)) and _close(p, float(expected.pvalue)), (i, n1, n2)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's on constant samples
+def test_yuen_welch_edges_match_scipy() -> None:
+    cases = [
+        ([1.0, 2.0, 2.0, 2.0, 3.0], [1.0, 2.0, 2.0, 2.0, 3.0]),  # winsorized to constant, equal means: NaN
+        ([1.0, 2.0, 2.0, 2.0, 3.0], [1.0, 4.0, 4.0, 4.0, 9.0]),  # winsorized to constant, means differ: p = 0
+        ([1.0, 2.0, 2.0, 2.0, 3.0], [3.0, 4.0, 5.0, 6.0, 7.0]),  # one side constant after winsorizing
+        ([4.0, 5.0], [6.0, 9.0]),
+    ]
+    for x, y in cases:
+        t, p = yuen_welch(x, y, 0.2)
+        expected = scipy_stats.ttest_ind(x, y, equal_var=False, trim=0.2)
+        for ours, theirs in ((t, float(expected.statistic)), (p, float(expected.pvalue))):
+            assert (math.isnan(ours) and math.isnan(theirs)) or _close(ours, theirs), (x, y)
+    with pytest.raises(ValueError, match="two values"):
+        yuen_welch([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="trim"):
+        yuen_welch([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], trim=0.4)
 
 
 def test_one_disturbed_trial_neither_hides_a_slowdown_nor_fakes_one() -> None:
