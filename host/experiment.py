@@ -22,6 +22,7 @@ from adbutils import AdbClient
 from device_agent.errors import AgentError
 from host.bench import BenchOutcome, BenchProgress, model_file, run_bench
 from host.bench.evidence import SPARSE_PATH_RATIO, sparse_evidence
+from host.bench.verify import build_references
 from host.builder import BuildProgress, BuildResult, BuildSpec
 from host.builder.variants import parse_variants
 from host.builder.docker import build_with_backend
@@ -133,6 +134,7 @@ def run_experiment(request: RunRequest, *, home: Path, db_url: str, progress: Ru
         model_file(path, role=name, build_id=built.build_id, manifest=built.manifest)
         for name, path in built.files.items()
     ]
+    references = build_references(models, built.dir, built.manifest) if request.bench.verify else {}
     store = open_store(db_url)
     notes: list[str] = []
     try:
@@ -150,6 +152,7 @@ def run_experiment(request: RunRequest, *, home: Path, db_url: str, progress: Ru
                 progress=bench_progress,
                 run_kind="run",
                 client=client,
+                references=references,
             )
     finally:
         store.close()

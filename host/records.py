@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,8 +41,13 @@ __all__ = [
     "BenchRequest",
     "MAX_TRIALS",
     "MAX_RUNS",
+    "CORES_RE",
     "TrialStatus",
     "Trial",
+    "CheckStatus",
+    "OutputCheck",
+    "MAX_VERIFY_INPUTS",
+    "RUN_VERIFY_INPUTS",
     "to_jsonable",
 ]
 
@@ -87,6 +93,15 @@ class DeviceState:
     governors: dict[str, str] = field(default_factory=dict)  # "cpu0" -> "schedutil"
     cur_freqs_khz: dict[str, int] = field(default_factory=dict)  # "cpu0" -> 1800000
     fixed_performance_mode: bool | None = None  # None: not supported or not tried
+    # scaling_max_freq per core: the policy's cap, below cpuinfo_max_freq when throttled or pinned
+    cap_freqs_khz: dict[str, int] = field(default_factory=dict)
+    trips_c: dict[str, float] = field(default_factory=dict)  # zone -> its lowest passive/hot trip point
+    # What the lab did around one trial, kept in the state so the store needs no new column:
+    throttled: bool | None = None  # on state_after: the trial ran throttled (why: throttle_reason); None: unknown
+    throttle_reason: str | None = None
+    temp_wait_s: float | None = None  # on state_before: seconds waited for --max-temp before the trial
+    temp_wait_cooled: bool | None = None  # that wait ended below --max-temp (False: it ran out, the trial ran hot)
+    cpus: str | None = None  # on state_before: the CPUs benchmark_model was pinned to (--cores), e.g. "big: 7"
 
     @property
     def max_temp_c(self) -> float | None:
@@ -133,6 +148,10 @@ class TrialParams:
 
 MAX_TRIALS = 10_000  # per model and device: the plan is made up front, and each trial costs seconds anyway
 MAX_RUNS = 10_000_000  # invokes per trial; beyond, one trial outlasts any --timeout worth setting
+CORES_RE = re.compile(r"big|little|\d+(-\d+)?(,\d+(-\d+)?)*")
+"""What ``--cores`` takes: a cluster by name, or CPU numbers and ranges (taskset's list form)."""
+MAX_VERIFY_INPUTS = 1024  # inputs of the on-device output check: one batch, pushed as one file per input
+RUN_VERIFY_INPUTS = 16  # ``lab run`` checks outputs on this many inputs unless told otherwise (``lab bench``: off)
 
 
 @dataclass(frozen=True)
@@ -152,6 +171,8 @@ class BenchRequest:
     seed: int = 0  # of the shuffled trial order
     binary: str | None = None  # a benchmark_model on this host to push and use for this run only
     wait_for_device: bool = True  # another run holds a device: wait for it (False: fail its trials)
+    cores: str | None = None  # pin benchmark_model with taskset: "big", "little" or CPUs such as "4-7" or "0,2"
+    verify: int = 0  # after the trials, check each model's outputs on this many inputs against the host's (0: off)
 
     def check(self) -> None:
         """Raises UsageError naming the first setting out of range."""
@@ -172,6 +193,10 @@ class BenchRequest:
             raise UsageError(f"--cooldown must not be negative, got {self.cooldown_s:g}")
         if self.max_temp_wait_s < 0:
             raise UsageError(f"the wait for --max-temp must not be negative, got {self.max_temp_wait_s:g}")
+        if self.cores is not None and not CORES_RE.fullmatch(self.cores):
+            raise UsageError(f"--cores must be big, little or CPU numbers such as 4-7 or 0,2; got {self.cores!r}")
+        if not 0 <= self.verify <= MAX_VERIFY_INPUTS:
+            raise UsageError(f"--verify must be between 0 (off) and {MAX_VERIFY_INPUTS:,} inputs, got {self.verify:,}")
 
 
 TrialStatus = Literal["ok", "failed", "timeout"]
@@ -198,6 +223,35 @@ class Trial:
     state_before: DeviceState | None = None
     state_after: DeviceState | None = None
     command: str | None = None  # the device shell command that ran
+
+
+CheckStatus = Literal["ok", "wrong", "failed"]
+"""ok: the device's outputs match the host's within the tolerance; wrong: they do not ("wrong
+output on this device"); failed: the check could not be made (reason in ``error``)."""
+
+
+@dataclass
+class OutputCheck:
+    """The on-device output check of one model on one device (``host.bench.verify``): its outputs
+    for ``inputs`` inputs against the host's reference outputs for the same inputs."""
+
+    run_id: int | None
+    device: DeviceFacts
+    model: ModelFile
+    status: CheckStatus
+    inputs: int
+    precision: str  # fp32, fp16, int8 or dynamic: picks the tolerance
+    tolerance: str  # the rule applied, in words
+    reference: str  # where the host's outputs come from
+    checked_at: datetime
+    duration_s: float = 0.0
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None  # max |device - host| / max |host|
+    top1_agreement: float | None = None  # fraction of inputs whose top-1 class the device and host share
+    baseline_agreement: float | None = None  # top-1 agreement with the baseline model (dense fp32) on the host
+    baseline: str | None = None  # that model's name
+    error: str | None = None
+    command: str | None = None
 
 
 def to_jsonable(obj: Any) -> Any:

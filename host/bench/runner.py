@@ -23,13 +23,14 @@ from host.bench.plan import PlannedTrial, plan_trials
 from host.bench.prepare import prepare_session
 from host.bench.summary import Summary, summarize
 from host.bench.trial import MAX_OUTPUT_BYTES, OP_PROFILING_FLAG, DeviceSession, max_output_bytes, run_trial
+from host.bench.verify import Reference, check_all, host_references
 from host.devices.adb import adb_client
 from host.devices.lock import device_lock, work_dir
 from host.devices.tools import check_binary_path
 from host.devices.shell import DeviceShell
 from host.devices.elf import binary_abi
 from host.errors import DeviceError, LabError, NoDeviceError, UsageError
-from host.records import BenchRequest, DeviceFacts, DeviceState, ModelFile, Trial, TrialParams, to_jsonable
+from host.records import BenchRequest, DeviceFacts, DeviceState, ModelFile, OutputCheck, Trial, TrialParams, to_jsonable
 
 __all__ = ["BenchProgress", "BenchOutcome", "run_bench"]
 
@@ -53,16 +54,20 @@ class Store(Protocol):
 
     def finish_run(self, run_id: int, status: str) -> None: ...
 
+    def save_output_check(self, check: OutputCheck) -> None: ...
+
 
 @dataclass
 class BenchOutcome:
-    """A finished run. exit_code: 0 every trial ok, 1 some failed, 2 nothing could run."""
+    """A finished run. exit_code: 0 every trial ok (and every output check, with ``request.verify``),
+    1 some trial failed or some model gave wrong outputs on a device, 2 nothing could run."""
 
     run_id: int
     trials: list[Trial]
     summaries: list[Summary]
     exit_code: int
     setup_errors: dict[str, str] = field(default_factory=dict)  # serial -> why no trial could run there
+    checks: list[OutputCheck] = field(default_factory=list)  # the on-device output checks (``request.verify``)
 
 
 class _Reporter:
@@ -102,6 +107,7 @@ class _Job:
     reporter: _Reporter
     stop: threading.Event
     max_output: int = MAX_OUTPUT_BYTES  # bytes of a trial's output read back
+    references: dict[str, Reference | str] = field(default_factory=dict)  # model sha256 -> output check's reference
 
 
 def _stored_config(
@@ -166,6 +172,7 @@ def _cool_state(job: _Job, session: DeviceSession) -> DeviceState | None:
 class _DeviceResult:
     trials: list[Trial]
     setup_error: str | None = None
+    checks: list[OutputCheck] = field(default_factory=list)
 
 
 def _device_params(params: TrialParams, facts: DeviceFacts) -> TrialParams:
@@ -198,7 +205,24 @@ def _device_worker(job: _Job, facts: DeviceFacts) -> _DeviceResult:
             note(f"cannot run: {exc}")
             return _DeviceResult([_save(job, _failed_trial(job, facts, planned, str(exc))) for planned in job.plan], str(exc))
         held.callback(_clean_up, job, session, work)
-        return _DeviceResult(_trials(job, session))
+        trials = _trials(job, session)
+        return _DeviceResult(trials, checks=_checks(job, session, trials))
+
+
+def _checks(job: _Job, session: DeviceSession, trials: list[Trial]) -> list[OutputCheck]:
+    """With ``request.verify``: the output check of each model measured on this device, saved."""
+    if not job.request.verify or job.stop.is_set():
+        return []
+    measured = {t.model.sha256 for t in trials if t.status == "ok"}
+    if measured:
+        job.reporter.note(session.facts.serial, f"checking outputs on {job.request.verify} inputs against the host's")
+    checks = check_all(session, job.models, job.params, job.references, measured)
+    for check in checks:
+        check.run_id = job.run_id
+        job.store.save_output_check(check)
+        if check.status != "ok":
+            job.reporter.note(session.facts.serial, f"output check of {check.model.name}: {check.error}")
+    return checks
 
 
 def _trials(job: _Job, session: DeviceSession) -> list[Trial]:
@@ -241,12 +265,17 @@ def run_bench(
     config: dict[str, Any] | None = None,
     run_kind: str = "bench",
     client: adbutils.AdbClient | None = None,
+    references: dict[str, Reference] | None = None,
 ) -> BenchOutcome:
     """Benchmarks every model on every device as ``request`` asks and stores the trials as one run.
 
     The run's stored configuration is the command (``run_kind`` unless ``config`` names another),
     ``config`` (what the caller adds: a build id, a farm job), the models, the devices and the
     request's fields (``to_jsonable``; decoded back with ``from_jsonable(BenchRequest, config)``).
+
+    With ``request.verify`` each model measured on a device is then checked there on that many
+    inputs (``host.bench.verify``) against ``references`` (by model sha256: a build's), or the
+    host's outputs for seeded inputs made now.
 
     Raises:
         UsageError: no models, a setting out of range (``BenchRequest.check``), or a bad $LAB_MAX_OUTPUT.
@@ -274,8 +303,10 @@ def run_bench(
     client = client or adb_client()
     run_id = store.start_run(run_kind, _stored_config(request, models, devices, run_kind, config or {}))
     reporter = _Reporter(progress)
+    checked = host_references(models, request.verify, request.seed, references) if request.verify else {}
     job = _Job(
-        client, models, request, request.params, plan, store, run_id, binary, home, reporter, threading.Event(), max_output
+        client, models, request, request.params, plan, store, run_id, binary, home, reporter, threading.Event(),
+        max_output, checked,
     )
     reporter.start(len(plan) * len(devices), devices)
     pool = ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="bench")
@@ -300,8 +331,11 @@ def run_bench(
         (t for f in futures.values() for t in f.result().trials), key=lambda t: (order[t.device.serial], t.position)
     )
     ok = sum(t.status == "ok" for t in all_trials)
+    checks = [c for f in futures.values() for c in f.result().checks]
     exit_code = 0 if ok == len(all_trials) else (2 if ok == 0 else 1)
-    store.finish_run(run_id, {0: "ok", 1: "partial", 2: "failed"}[exit_code])
+    store.finish_run(run_id, {0: "ok", 1: "partial", 2: "failed"}[exit_code])  # the trials' status; checks apart
+    if exit_code == 0 and any(c.status != "ok" for c in checks):
+        exit_code = 1
     setup_errors: dict[str, str] = {}
     for serial, future in futures.items():
         error = future.result().setup_error
@@ -313,4 +347,5 @@ def run_bench(
         summaries=summarize(all_trials, baseline_sha256=models[0].sha256),
         exit_code=exit_code,
         setup_errors=setup_errors,
+        checks=sorted(checks, key=lambda c: (order[c.device.serial], c.model.name)),
     )

@@ -30,6 +30,7 @@ from host.builder.prune import (
     require_sparsity,
 )
 from host.builder.recipes import build_recipe, load_model_file
+from host.builder.references import write_references
 from host.builder.spec import BuildSpec
 from host.builder.tflite_inspect import ConvSparsity, TfliteInfo, inspect_tflite, verify_densify
 from host.builder.train import compile_model, evaluate_keras, fit, make_inputs, uses_logits
@@ -213,6 +214,7 @@ def run_build(
             "tflite_pruned": tflite["pruned"],
             "tflite": tflite,
         }
+        verification = write_references(out, paths, data.x_test)
 
     warnings = []
     if hp.final_sparsity < XNNPACK_MIN_SPARSITY:
@@ -248,6 +250,7 @@ def run_build(
         "failed_variants": failed,
         "sparsity": _sparsity_entry(layers, pruned_info, hp.final_sparsity),
         "accuracy": accuracy,
+        "verification": verification,
         "history": {"dense": dense_history, "prune": prune_history},
         "versions": package_versions(),
         "timings_s": {**stages.timings, "total": round(time.perf_counter() - started, 3)},

@@ -38,7 +38,8 @@ def bench(
 ) -> None:
     """Benchmark .tflite models on every selected device: interleaved trials, medians with 95% CIs.
 
-    Exit codes: 0 all trials ok, 1 some failed, 2 nothing could run.
+    With --verify K each model's outputs on K inputs are checked against the host's afterwards.
+    Exit codes: 0 all trials ok (and outputs right), 1 some failed or gave wrong outputs, 2 nothing could run.
     """
     from host.bench import model_file, run_bench
     from host.bench.trial import OP_PROFILING_FLAG
@@ -61,7 +62,7 @@ def bench(
         typer.echo(json.dumps(outcome_json(outcome), indent=2))
     else:
         console = stdout_console()
-        console.print(summary_table(outcome.summaries, title=f"run {outcome.run_id}"))
+        console.print(summary_table(outcome.summaries, title=f"run {outcome.run_id}", checks=outcome.checks))
         for line in note_lines(outcome):
             console.print(f"  note: {line}", highlight=False, markup=False)
     for line in failure_lines(outcome):

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import inspect
 import typing
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -60,13 +60,13 @@ class RequestOption:
     def default(self) -> Any:
         return getattr(_DEFAULT.params if self.field in _TRIAL_FIELDS else _DEFAULT, self.field)
 
-    def parameter(self) -> inspect.Parameter:
-        """The command parameter Typer reads this option from."""
+    def parameter(self, default: Any = dataclasses.MISSING) -> inspect.Parameter:
+        """The command parameter Typer reads this option from (``default``: the command's own)."""
         return inspect.Parameter(
             self.field,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
             annotation=Annotated[_TYPES[self.field], self.option],
-            default=self.default,
+            default=self.default if default is dataclasses.MISSING else default,
         )
 
 
@@ -85,8 +85,25 @@ REQUEST_OPTIONS = (
         "max_temp_c",
         typer.Option("--max-temp", help="Before each trial, wait (bounded) until every thermal zone is below C °C."),
     ),
+    RequestOption(
+        "cores",
+        typer.Option(
+            "--cores",
+            help="Pin benchmark_model with taskset: big (the highest-frequency cluster), little (the lowest), "
+            "or CPUs such as 4-7 or 0,2 of the device's topology.",
+        ),
+    ),
     RequestOption("seed", typer.Option("--seed", help="Seed of the shuffled trial order.")),
     RequestOption("binary", typer.Option("--binary", help="A benchmark_model to push and use for this run only.")),
+    RequestOption(
+        "verify",
+        typer.Option(
+            "--verify",
+            metavar="K",
+            help="After the trials, run each model on K inputs on the device and compare its outputs with the "
+            "host's (LiteRT without XNNPACK); wrong outputs fail the run. 0: off.",
+        ),
+    ),
     RequestOption(
         "wait_for_device",
         typer.Option(
@@ -100,14 +117,18 @@ REQUEST_OPTIONS = (
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
-def request_options(*, exclude: Collection[str] = ()) -> Callable[[Command], Command]:
+def request_options(
+    *, exclude: Collection[str] = (), defaults: Mapping[str, Any] | None = None
+) -> Callable[[Command], Command]:
     """Replaces the command's ``request`` parameter by one option per ``REQUEST_OPTIONS`` entry
     (but the fields in ``exclude``), and calls the command with the ``BenchRequest`` they make.
+    ``defaults`` gives a command its own default for a setting (``lab run`` checks outputs unless told not to).
 
     The request is checked first (``BenchRequest.check``), so a bad value stops the command
     before it builds or looks for devices.
     """
-    unknown = set(exclude) - {o.field for o in REQUEST_OPTIONS}
+    defaults = dict(defaults or {})
+    unknown = (set(exclude) | set(defaults)) - {o.field for o in REQUEST_OPTIONS}
     if unknown:
         raise ValueError(f"not a request option: {', '.join(sorted(unknown))}")
     chosen = [o for o in REQUEST_OPTIONS if o.field not in exclude]
@@ -116,7 +137,8 @@ def request_options(*, exclude: Collection[str] = ()) -> Callable[[Command], Com
         signature = inspect.signature(command, eval_str=True)
         own = list(signature.parameters.values())
         at = [p.name for p in own].index("request")
-        parameters = [*own[:at], *(o.parameter() for o in chosen), *own[at + 1 :]]
+        mine = (o.parameter(defaults.get(o.field, dataclasses.MISSING)) for o in chosen)
+        parameters = [*own[:at], *mine, *own[at + 1 :]]
 
         @functools.wraps(command)
         def with_request(*args: Any, **kwargs: Any) -> Any:

@@ -3,7 +3,9 @@
 With no phone attached it runs on two emulated devices, this machine's x86 CPU and an ARM core
 under QEMU (prepared on first use), and closes with the finding in one sentence.
 
-Exit codes follow ``lab bench``: 0 every trial ok, 1 some trials failed, 2 nothing could run
+Each model's outputs are checked on the device against the host's (``--verify K``, 16 inputs by
+default; ``--no-verify``). Exit codes follow ``lab bench``: 0 every trial ok and every output right,
+1 some trials failed or some model gave wrong outputs on a device, 2 nothing could run
 (no device and ``--emulator never``, an unknown ``--device``, a bad option, ``--emulator arm64``
 or ``both`` when the ARM core cannot be prepared).
 """
@@ -11,6 +13,7 @@ or ``both`` when the ARM core cannot be prepared).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated, Literal
 
 import typer
@@ -19,12 +22,12 @@ from rich.markup import escape
 
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt, SerialOpt, VariantsOpt, request_options
-from host.records import BenchRequest, to_jsonable
+from host.records import RUN_VERIFY_INPUTS, BenchRequest, to_jsonable
 
 __all__ = ["register"]
 
 
-@request_options()
+@request_options(defaults={"verify": RUN_VERIFY_INPUTS})
 def run(
     ctx: typer.Context,
     dataset: Annotated[
@@ -45,6 +48,9 @@ def run(
     request: BenchRequest = BenchRequest(),
     variants: VariantsOpt = "dense,pruned",
     force: Annotated[bool, typer.Option("--force", help="Rebuild the models even when cached.")] = False,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip the on-device output check (the same as --verify 0).")
+    ] = False,
     backend: Annotated[
         Literal["auto", "docker", "local"],
         typer.Option(
@@ -57,7 +63,8 @@ def run(
 ) -> None:
     """Build the guide's CNN, prune it for XNNPACK, benchmark dense vs pruned on every device, store and report.
 
-    --seed seeds the training too. Exit codes: 0 all trials ok, 1 some failed, 2 nothing could run.
+    --seed seeds the training too. Exit codes: 0 all trials ok and outputs right, 1 some failed or gave
+    wrong outputs on a device, 2 nothing could run.
     """
     from host.builder import BuildSpec
     from host.cli.render.bench import failure_lines, outcome_json
@@ -70,6 +77,8 @@ def run(
     err = Console(stderr=True, soft_wrap=True)
     if emulator in EMULATOR_ALIASES:
         err.print(f"note: --emulator {emulator} is now --emulator {EMULATOR_ALIASES[emulator]}", highlight=False)
+    if no_verify:
+        request = replace(request, verify=0)
     run_request = RunRequest(
         build=BuildSpec(dataset=dataset, quick=quick, seed=request.seed, variants=tuple(variants.split(","))),
         bench=request,

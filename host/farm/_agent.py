@@ -29,7 +29,7 @@ from host.bench.runner import run_bench
 from host.devices.discovery import list_devices
 from host.errors import DeviceError, LabError, StoreError, UsageError
 from host.farm._submit import job_request
-from host.records import DeviceFacts, ModelFile, Trial, to_jsonable
+from host.records import DeviceFacts, ModelFile, OutputCheck, Trial, to_jsonable
 from host.store.queries.farm import AgentHandle, FarmJob, FarmQueries
 
 __all__ = ["AgentOptions", "AgentReport", "FarmAgent", "device_key"]
@@ -110,6 +110,11 @@ class _JobStore:
 
     def finish_run(self, run_id: int, status: str) -> None:
         self._store.finish_run(run_id, "interrupted" if self._releasing.is_set() else status)  # type: ignore[attr-defined]
+
+    def save_output_check(self, check: OutputCheck) -> None:
+        if not self._store.job_is_mine(self._agent, self._job.id, self._job.attempt):
+            raise _JobLost(f"job {self._job.id} is no longer this agent's")
+        self._store.save_output_check(check)  # type: ignore[attr-defined]
 
 
 class FarmAgent:

@@ -45,7 +45,9 @@ __all__ = [
     "SqlMeasurement",
     "SqlSample",
     "SqlOpStat",
+    "SqlOutputCheck",
     "OP_SOURCES",
+    "CHECK_STATUSES",
     "to_db_time",
     "from_db_time",
 ]
@@ -54,6 +56,7 @@ RUN_KINDS = ("bench", "run")
 RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted")
 TRIAL_STATUSES = ("ok", "failed", "timeout")
 DEVICE_KINDS = ("physical", "emulator", "emulated")
+CHECK_STATUSES = ("ok", "wrong", "failed")
 OP_SOURCES = ("op", "kernel")  # benchmark_model's Run Order table; the QEMU plugin's per-kernel counts
 
 
@@ -345,6 +348,42 @@ class SqlOpStat(Base):
     percent: Mapped[float | None] = mapped_column(Float)
     times_called: Mapped[int | None] = mapped_column(Integer)
     instructions: Mapped[float | None] = mapped_column(Float)
+
+
+
+class SqlOutputCheck(Base):
+    """The on-device output check of one model on one device in a run (``host.bench.verify``):
+    ``status`` ok, wrong (outputs beyond the tolerance: "wrong output on this device") or failed
+    (the check could not be made; ``error`` says why), with its figures and the rule applied."""
+
+    __tablename__ = "output_check"
+    __table_args__ = (
+        UniqueConstraint("run_id", "device_id", "artifact_id"),
+        CheckConstraint(_in("status", CHECK_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id"))
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifact.id"))
+    model_name: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16))
+    inputs: Mapped[int] = mapped_column(Integer)
+    precision: Mapped[str] = mapped_column(String(16))
+    tolerance: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(Text)
+    checked_at: Mapped[datetime] = mapped_column(DateTime)
+    duration_s: Mapped[float] = mapped_column(Float)
+    max_abs_error: Mapped[float | None] = mapped_column(Float)
+    max_rel_error: Mapped[float | None] = mapped_column(Float)
+    top1_agreement: Mapped[float | None] = mapped_column(Float)
+    baseline_agreement: Mapped[float | None] = mapped_column(Float)
+    baseline: Mapped[str | None] = mapped_column(String(1024))
+    error: Mapped[str | None] = mapped_column(Text)
+    command: Mapped[str | None] = mapped_column(Text)
+
+    device: Mapped[SqlDevice] = relationship(lazy="joined")
+    artifact: Mapped[SqlArtifact] = relationship(lazy="joined")
 
 
 import host.store._farm_models  # noqa: E402,F401  (the farm's tables join this metadata)

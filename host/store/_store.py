@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from host.store._engine import WRITE_OPTION, describe_url, make_engine, translate_error
 from host.store._migrate import migrate
+from host.store.queries.checks import CheckQueries
 from host.store.queries.farm import FarmQueries
 from host.store.queries.history import HistoryQueries
 from host.store.queries.ops import OpQueries
@@ -21,12 +22,13 @@ _MIGRATION_LOCK = 0x1AB_FA53  # pg_advisory_xact_lock key held while a PostgreSQ
 _MIGRATING = threading.Lock()  # Alembic's migration context is process-global: one store migrates at a time
 
 
-class Store(FarmQueries, OpQueries, TransferQueries, HistoryQueries):
+class Store(FarmQueries, OpQueries, TransferQueries, HistoryQueries, CheckQueries):
     """The result store. Thread-safe; use as a context manager or call ``close()``.
 
     Runs: ``start_run``, ``finish_run``, ``get_run``, ``list_runs``, ``latest_run_id``,
     ``runs_before``. Trials: ``save_trial``, ``save_trials``, ``load_trials``. History:
     ``history``. Transfer: ``export_lines``, ``import_lines``. Per-op profiles: ``op_groups``.
+    On-device output checks: ``save_output_check``, ``output_checks``.
     Farm (hosts, devices, jobs): see ``FarmQueries``.
     """
 

@@ -16,10 +16,10 @@ from host.bench.evidence import kernel_names, sparse_evidence, sparse_note
 from host.bench.runner import BenchOutcome
 from host.bench.summary import MIN_TRIALS_FOR_CI, Summary
 from host.figures import DISTURBED_RATIO, HEADLINE, label
-from host.records import DeviceFacts, Trial, to_jsonable
+from host.records import DeviceFacts, OutputCheck, Trial, to_jsonable
 from host.report import _format as f
 
-__all__ = ["summary_table", "failure_lines", "note_lines", "outcome_json", "JSON_VERSION"]
+__all__ = ["summary_table", "failure_lines", "note_lines", "outcome_json", "check_cell", "check_line", "JSON_VERSION"]
 
 JSON_VERSION = 2  # 2: latency_us of the named statistic (was median_us of trial averages)
 
@@ -34,11 +34,44 @@ def _caption(facts: DeviceFacts) -> str:
     return line
 
 
-def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Table:
+def check_cell(check: OutputCheck | None) -> str:
+    """The table's "outputs" cell: how the device's outputs compare with the host's."""
+    if check is None:
+        return f.DASH
+    if check.status == "ok":
+        agreed = f", top-1 {check.top1_agreement:.0%}" if check.top1_agreement is not None else ""
+        return f"ok ({check.inputs}{agreed})"
+    return "WRONG" if check.status == "wrong" else "check failed"
+
+
+def check_line(check: OutputCheck) -> str:
+    """One line on a check: its figures and rule, or why it failed."""
+    where = f"{check.device.serial} {check.model.name}"
+    if check.status == "failed":
+        return f"{where}: output check failed: {check.error}"
+    figures = [f"max |device − host| {_g(check.max_abs_error)} ({_g(check.max_rel_error)} × max |host|)"]
+    if check.top1_agreement is not None:
+        figures.append(f"top-1 agreement {check.top1_agreement:.1%}")
+    if check.baseline_agreement is not None and check.baseline and check.baseline != check.model.name:
+        figures.append(f"top-1 agreement with {check.baseline} on the host {check.baseline_agreement:.1%}")
+    verdict = "outputs match the host's" if check.status == "ok" else "WRONG OUTPUT ON THIS DEVICE"
+    why = f" — {check.error.removeprefix('wrong output on this device: ')}" if check.status == "wrong" and check.error else ""
+    return (f"{where}: {verdict} on {check.inputs} inputs{why}: {', '.join(figures)} "
+            f"[{check.precision}: {check.tolerance}; reference: {check.reference}]")
+
+
+def _g(value: float | None) -> str:
+    return f.DASH if value is None else f"{value:.2g}"
+
+
+def summary_table(
+    summaries: Sequence[Summary], title: str | None = None, checks: Sequence[OutputCheck] = ()
+) -> Table:
     """One row per model × device: the median over trials of each trial's headline figure
     (``host.figures``, named in the header) with its 95% bootstrap CI, the median and p95 invoke,
     init time, peak memory and the ratio to the first model with its CI; trials count the failed
-    and disturbed ones. The devices' facts are the caption."""
+    and disturbed ones; with ``checks``, whether the device's outputs matched the host's. The
+    devices' facts are the caption."""
     devices: dict[str, DeviceFacts] = {}
     models: list[str] = []
     for s in summaries:
@@ -50,8 +83,10 @@ def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Tab
     statistics = [s.statistic for s in summaries if s.latency_us is not None]
     mixed = len(set(statistics)) > 1
     counted = any(s.instructions is not None for s in summaries)
+    by_check = {(c.device.serial, c.model.sha256): c for c in checks}
     columns = ["model", "trials", f.latency_header(statistics) + " [95% CI]", "median invoke", "p95 invoke", "init",
-               "peak mem", *(["instructions/inference"] if counted else []), "ratio [95% CI]"]
+               "peak mem", *(["instructions/inference"] if counted else []), "ratio [95% CI]",
+               *(["outputs"] if checks else [])]
     if len(devices) > 1:
         columns.insert(0, "device")
     for header in columns:
@@ -74,6 +109,7 @@ def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Tab
             f.mib(s.peak_memory_mb),
             *([f.number(s.instructions)] if counted else []),
             ratio,
+            *([check_cell(by_check.get((s.device.serial, s.model_sha256)))] if checks else []),
         ]
         if len(devices) > 1:
             row.insert(0, escape(s.device.serial))
@@ -82,8 +118,10 @@ def summary_table(summaries: Sequence[Summary], title: str | None = None) -> Tab
 
 
 def failure_lines(outcome: BenchOutcome) -> list[str]:
-    """One line per device that could not run, and per model × device with failed trials."""
+    """One line per device that could not run, per model × device with failed trials, and per
+    output check that failed or found wrong outputs."""
     lines = [f"{serial}: no trial could run: {error}" for serial, error in outcome.setup_errors.items()]
+    lines += [check_line(c) for c in outcome.checks if c.status != "ok"]
     for s in outcome.summaries:
         if s.trials_failed and s.device.serial not in outcome.setup_errors:
             lines.append(f"{s.device.serial} {s.model_name}: {s.trials_failed} trial(s) failed: {'; '.join(s.errors)}")
@@ -121,6 +159,7 @@ def note_lines(outcome: BenchOutcome) -> list[str]:
         note = sparse_note(s.model_name, s.instructions, base.instructions, evidence)
         if note is not None:
             lines.append(f"{s.device.serial} {note}")
+    lines += [check_line(c) for c in outcome.checks if c.status == "ok"]
     return lines
 
 
@@ -178,4 +217,14 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
         "notes": note_lines(outcome),
         "failures": [_failure_json(t) for t in outcome.trials if t.status != "ok"],
         "setup_errors": outcome.setup_errors,
+        "output_checks": [_check_json(c) for c in outcome.checks],
+        "outputs_ok": all(c.status == "ok" for c in outcome.checks),
     }
+
+
+def _check_json(c: OutputCheck) -> dict[str, Any]:
+    document = to_jsonable(c)
+    document["device"] = c.device.serial
+    document["model"] = {"name": c.model.name, "sha256": c.model.sha256, "role": c.model.role}
+    document["wrong_output_on_device"] = c.status == "wrong"
+    return document

@@ -224,6 +224,35 @@ CREATE TABLE op_stat (
 	CONSTRAINT uq_op_stat_measurement_id_source_op_index UNIQUE (measurement_id, source, op_index)
 );
 
+-- table output_check
+CREATE TABLE output_check (
+	id INTEGER NOT NULL, 
+	run_id INTEGER NOT NULL, 
+	device_id INTEGER NOT NULL, 
+	artifact_id INTEGER NOT NULL, 
+	model_name VARCHAR(1024) NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	inputs INTEGER NOT NULL, 
+	precision VARCHAR(16) NOT NULL, 
+	tolerance TEXT NOT NULL, 
+	reference TEXT NOT NULL, 
+	checked_at DATETIME NOT NULL, 
+	duration_s FLOAT NOT NULL, 
+	max_abs_error FLOAT, 
+	max_rel_error FLOAT, 
+	top1_agreement FLOAT, 
+	baseline_agreement FLOAT, 
+	baseline VARCHAR(1024), 
+	error TEXT, 
+	command TEXT, 
+	CONSTRAINT pk_output_check PRIMARY KEY (id), 
+	CONSTRAINT ck_output_check_status CHECK (status IN ('ok', 'wrong', 'failed')), 
+	CONSTRAINT fk_output_check_run_id_run FOREIGN KEY(run_id) REFERENCES run (id) ON DELETE CASCADE, 
+	CONSTRAINT fk_output_check_device_id_device FOREIGN KEY(device_id) REFERENCES device (id), 
+	CONSTRAINT fk_output_check_artifact_id_artifact FOREIGN KEY(artifact_id) REFERENCES artifact (id), 
+	CONSTRAINT uq_output_check_run_id_device_id_artifact_id UNIQUE (run_id, device_id, artifact_id)
+);
+
 -- table run
 CREATE TABLE run (
 	id INTEGER NOT NULL, 
