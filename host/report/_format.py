@@ -42,6 +42,8 @@ __all__ = [
     "export_header",
     "export_cells",
     "top_ops_title",
+    "outputs_cell",
+    "with_outputs",
 ]
 
 DASH = "—"
@@ -180,10 +182,32 @@ def counted(rows: list[ModelRow]) -> bool:
     return any(r.instructions is not None for r in rows)
 
 
+def outputs_cell(status: str | None, inputs: int = 0, top1_agreement: float | None = None) -> str:
+    """How a device's outputs compared with the host's (``host.bench.verify``): ``ok (16, top-1 100%)``,
+    ``WRONG`` (wrong output on this device), ``check failed``, or a dash when not checked."""
+    if status is None:
+        return DASH
+    if status == "ok":
+        return f"ok ({inputs}" + (f", top-1 {top1_agreement:.0%})" if top1_agreement is not None else ")")
+    return "WRONG" if status == "wrong" else "check failed"
+
+
+def with_outputs(rows: Iterable[ModelRow]) -> bool:
+    """Whether a table needs the "outputs on device" column (some model was checked)."""
+    return any(r.outputs is not None for r in rows)
+
+
+def _row_outputs(row: ModelRow) -> str:
+    o = row.outputs
+    return outputs_cell(o.status, o.inputs, o.top1_agreement) if o is not None else DASH
+
+
 def export_header(with_instructions: bool, rows: Iterable[ModelRow] = ()) -> list[str]:
     """The run table's columns; the latency column names its statistic."""
+    rows = list(rows)
     latency = latency_header(r.statistic for r in rows if r.latency_us is not None) + " [95% CI]"
-    return [EXPORT_HEADER[0], latency, *EXPORT_HEADER[2:], *(["instructions/inference"] if with_instructions else [])]
+    return [EXPORT_HEADER[0], latency, *EXPORT_HEADER[2:], *(["instructions/inference"] if with_instructions else []),
+            *(["outputs on device"] if with_outputs(rows) else [])]
 
 
 def mixed(rows: Iterable[ModelRow]) -> bool:
@@ -191,8 +215,11 @@ def mixed(rows: Iterable[ModelRow]) -> bool:
     return len({r.statistic for r in rows if r.latency_us is not None}) > 1
 
 
-def export_cells(row: ModelRow, baseline_name: str | None, with_instructions: bool, is_mixed: bool = False) -> list[str]:
-    """One model's cells of the run table, in ``export_header`` order."""
+def export_cells(
+    row: ModelRow, baseline_name: str | None, with_instructions: bool, is_mixed: bool = False, outputs: bool = False
+) -> list[str]:
+    """One model's cells of the run table, in ``export_header`` order (``outputs``: the section
+    has the "outputs on device" column)."""
     cells = [
         row.model_name + (f" ({row.role})" if row.role else ""),
         latency_cell(row.latency_us, row.statistic, row.trials_ok, is_mixed),
@@ -204,4 +231,6 @@ def export_cells(row: ModelRow, baseline_name: str | None, with_instructions: bo
     ]
     if with_instructions:
         cells.append(number(row.instructions))
+    if outputs:
+        cells.append(_row_outputs(row))
     return cells

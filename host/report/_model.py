@@ -1,17 +1,24 @@
-"""What reports hold: plain records built from the store, rendered by the terminal and the exporters."""
+"""What reports hold: plain records built from the store, rendered by the terminal and the exporters.
+
+The records' field types are only annotations here (``TYPE_CHECKING``): importing them, as every
+exporter does, must not import numpy through ``host.bench.stats`` (``lab history --json`` on an
+empty store renders an empty list of ``HistoryRow``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from host.bench.stats import Estimate, Verdict
-from host.records import DeviceFacts
-from host.store import RunInfo
+if TYPE_CHECKING:
+    from host.bench.stats import Estimate, Verdict
+    from host.records import DeviceFacts
+    from host.store import RunInfo
 
 __all__ = [
     "ModelRow",
+    "OutputFigures",
     "DeviceReport",
     "TopOps",
     "RunReport",
@@ -21,6 +28,24 @@ __all__ = [
     "CheckRow",
     "CheckResult",
 ]
+
+
+@dataclass(frozen=True)
+class OutputFigures:
+    """A model's on-device output check in a report (``host.bench.verify``): ``status`` ok, wrong
+    ("wrong output on this device") or failed, with its figures, rule and reference."""
+
+    status: str
+    inputs: int
+    precision: str
+    max_abs_error: float | None
+    max_rel_error: float | None
+    top1_agreement: float | None
+    baseline_agreement: float | None  # with the baseline model on the host
+    baseline: str | None
+    tolerance: str
+    reference: str
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -48,6 +73,7 @@ class ModelRow:
     sparsity: float | None  # 1x1-conv sparsity from the build manifest
     instructions: float | None  # median guest instructions per inference (QEMU), when counted
     errors: list[str] = field(default_factory=list)
+    outputs: OutputFigures | None = None  # the on-device output check, when the run made one
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -10,14 +10,14 @@ from host.bench.stats import Estimate
 from host.bench.evidence import sparse_evidence, sparse_note
 from host.bench.summary import MIN_TRIALS_FOR_CI, Summary, summarize
 from host.figures import DISTURBED_RATIO
-from host.records import DeviceFacts, Trial
+from host.records import DeviceFacts, OutputCheck, Trial
 from host.report.ops import profile_names, top_ops
-from host.report._model import DeviceReport, HistoryRow, ModelRow, RunReport, TopOps
+from host.report._model import DeviceReport, HistoryRow, ModelRow, OutputFigures, RunReport, TopOps
 from host.report.history import history_rows
-from host.store import HistoryFilter, Store
+from host.store import HistoryFilter, RunInfo, Store
 from host.store.queries.ops import OpGroup
 
-__all__ = ["build_report", "manifest_facts", "device_notes"]
+__all__ = ["build_report", "report_of", "manifest_facts", "device_notes"]
 
 GUIDE_PIXEL4_RATIO = 12 / 17  # the guide's pruned/dense latency on a Pixel 4: 12 µs vs 17 µs
 X86_ABIS = ("x86_64", "x86")
@@ -79,7 +79,34 @@ def _speedup(ratio: Estimate | None) -> Estimate | None:
     return Estimate(1.0 / ratio.value, 1.0 / ratio.high, 1.0 / ratio.low)
 
 
-def _row(summary: Summary, trials: list[Trial]) -> ModelRow:
+def _matrix_order(trials: list[Trial]) -> list[str]:
+    """The variants of the run's build in the matrix's order (its manifest lists them so)."""
+    for trial in trials:
+        files = _get(trial.model.manifest, "files")
+        if isinstance(files, Mapping):
+            return list(files)
+    return []
+
+
+def _outputs(check: OutputCheck | None) -> OutputFigures | None:
+    if check is None:
+        return None
+    return OutputFigures(
+        status=check.status,
+        inputs=check.inputs,
+        precision=check.precision,
+        max_abs_error=check.max_abs_error,
+        max_rel_error=check.max_rel_error,
+        top1_agreement=check.top1_agreement,
+        baseline_agreement=check.baseline_agreement,
+        baseline=check.baseline,
+        tolerance=check.tolerance,
+        reference=check.reference,
+        error=check.error,
+    )
+
+
+def _row(summary: Summary, trials: list[Trial], check: OutputCheck | None = None) -> ModelRow:
     model = trials[0].model
     accuracy, sparsity = manifest_facts(model.manifest, model.role)
     return ModelRow(
@@ -102,6 +129,7 @@ def _row(summary: Summary, trials: list[Trial]) -> ModelRow:
         sparsity=sparsity,
         instructions=summary.instructions,
         errors=summary.errors,
+        outputs=_outputs(check),
     )
 
 
@@ -138,6 +166,9 @@ def _section_notes(
                 f"{row.model_name}: the speed-up's 95% CI ({row.speedup.low:.2f}–{row.speedup.high:.2f}×) "
                 "includes 1 — not shown to differ from the baseline"
             )
+        if row.outputs is not None and row.outputs.status != "ok":
+            what = "" if row.outputs.status == "wrong" else "output check failed: "
+            notes.append(f"{row.model_name}: {what}{row.outputs.error} ({row.outputs.tolerance}; {row.outputs.reference})")
         if baseline is not None and row is not baseline:
             sparse = _sparse_line(row, baseline, groups)
             if sparse is not None:
@@ -166,11 +197,31 @@ def _run_notes(run_status: str, trials: list[Trial]) -> list[str]:
     return notes
 
 
-def build_report(store: Store, run_id: int) -> RunReport:
-    """The dense-vs-pruned report of run ``run_id``. Raises NotFoundError for an unknown run."""
+def build_report(store: Store, run_id: int, *, history: bool = True) -> RunReport:
+    """The dense-vs-pruned report of run ``run_id``. Raises NotFoundError for an unknown run.
+
+    ``history=False`` leaves out the earlier runs of these models on these devices: a caller that
+    shows history elsewhere (the results site) saves a query and a bootstrap per earlier run.
+    """
     run = store.get_run(run_id)
     trials = store.load_trials(run_id)
+    rows = _history(store, run.started_at, trials) if history else []
+    return report_of(run, trials, store.op_groups([run.id]), rows, store.output_checks([run.id]))
+
+
+def report_of(
+    run: RunInfo,
+    trials: list[Trial],
+    op_groups: list[OpGroup],
+    history: list[HistoryRow] | None = None,
+    checks: Sequence[OutputCheck] = (),
+) -> RunReport:
+    """The report of ``run`` from its loaded trials, op profiles and output checks, without the
+    store: the results site loads those of many runs in a few queries and builds each report from
+    them. Rows follow the optimization matrix's order (the build's), then any other model."""
     baseline_sha = _baseline(trials)
+    by_check = {(c.device.serial, c.model.sha256): c for c in checks if c.run_id == run.id}
+    order = _matrix_order(trials)
     by_group: dict[tuple[str, str, str], list[Trial]] = {}
     for trial in trials:
         by_group.setdefault((trial.device.serial, trial.model.sha256, trial.model.name), []).append(trial)
@@ -180,11 +231,12 @@ def build_report(store: Store, run_id: int) -> RunReport:
         serial = summary.device.serial
         devices.setdefault(serial, summary.device)
         sections.setdefault(serial, []).append(
-            _row(summary, by_group[(serial, summary.model_sha256, summary.model_name)])
+            _row(summary, by_group[(serial, summary.model_sha256, summary.model_name)],
+                 by_check.get((serial, summary.model_sha256)))
         )
     reports = []
-    op_groups = store.op_groups([run.id])
     for serial, rows in sections.items():
+        rows.sort(key=lambda r: order.index(r.role) if r.role in order else len(order))
         baseline = next((r for r in rows if r.model_sha256 == baseline_sha), None)
         tops = []
         for group in (g for g in op_groups if g.device.serial == serial):
@@ -199,7 +251,7 @@ def build_report(store: Store, run_id: int) -> RunReport:
         baseline_name=baseline_name,
         devices=reports,
         notes=_run_notes(run.status, trials),
-        history=_history(store, run.started_at, trials),
+        history=history or [],
         generated_at=datetime.now(timezone.utc),
     )
 

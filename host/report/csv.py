@@ -52,6 +52,11 @@ def report_records(report: RunReport) -> list[dict[str, Any]]:
                     "accuracy": r.accuracy,
                     "sparsity": r.sparsity,
                     "instructions_per_inference": r.instructions,
+                    "outputs_status": r.outputs.status if r.outputs else None,
+                    "outputs_inputs": r.outputs.inputs if r.outputs else None,
+                    "outputs_max_rel_error": r.outputs.max_rel_error if r.outputs else None,
+                    "outputs_top1_agreement": r.outputs.top1_agreement if r.outputs else None,
+                    "outputs_baseline_agreement": r.outputs.baseline_agreement if r.outputs else None,
                 }
             )
     return records

@@ -55,6 +55,9 @@ def render_terminal(report: RunReport, console: Console) -> None:
             table.add_column(column, justify="left" if column == "model" else "right")
         if show_instructions:
             table.add_column("instructions/inference", justify="right")
+        show_outputs = f.with_outputs(section.rows)
+        if show_outputs:
+            table.add_column("outputs on device", justify="right")
         for row in section.rows:
             cells = [
                 escape(row.model_name) + (f" [dim]{row.role}[/]" if row.role else ""),
@@ -69,6 +72,10 @@ def render_terminal(report: RunReport, console: Console) -> None:
             ]
             if show_instructions:
                 cells.append(f.number(row.instructions))
+            if show_outputs:
+                o = row.outputs
+                cell = f.outputs_cell(o.status, o.inputs, o.top1_agreement) if o else f.DASH
+                cells.append(f"[bold red]{cell}[/]" if o and o.status != "ok" else cell)
             table.add_row(*cells)
         console.print(table)
         for note in section.notes:

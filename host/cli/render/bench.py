@@ -36,12 +36,7 @@ def _caption(facts: DeviceFacts) -> str:
 
 def check_cell(check: OutputCheck | None) -> str:
     """The table's "outputs" cell: how the device's outputs compare with the host's."""
-    if check is None:
-        return f.DASH
-    if check.status == "ok":
-        agreed = f", top-1 {check.top1_agreement:.0%}" if check.top1_agreement is not None else ""
-        return f"ok ({check.inputs}{agreed})"
-    return "WRONG" if check.status == "wrong" else "check failed"
+    return f.outputs_cell(check.status, check.inputs, check.top1_agreement) if check else f.DASH
 
 
 def check_line(check: OutputCheck) -> str:

@@ -211,3 +211,16 @@ def test_a_model_altered_after_its_build_is_caught(adb_server: Any, emulated_dev
     assert pruned.status == "wrong" and out.exit_code == 1 and all(t.status == "ok" for t in out.trials)
     assert pruned.error is not None and pruned.error.startswith("wrong output on this device: max |device − host| is ")
     assert _stored(tmp_path, out.run_id)[1].status == "wrong"
+
+    # the report: the matrix's order, an "outputs on device" column, the reason in the device's notes
+    from host.report import build_report
+    from host.report import md
+
+    with open_store(f"sqlite:///{tmp_path / 'lab.db'}") as store:
+        report = build_report(store, out.run_id)
+    (section,) = report.devices
+    assert [r.role for r in section.rows] == ["dense", "pruned"]
+    assert [r.outputs.status if r.outputs else None for r in section.rows] == ["ok", "wrong"]
+    assert any(n.startswith("pruned.tflite: wrong output on this device: max |device − host| is ") for n in section.notes)
+    text = md.render(report)
+    assert "| outputs on device |" in text and "| WRONG |" in text and "| ok (16, top-1 100%) |" in text
