@@ -1,14 +1,18 @@
 """``lab --help`` and every command's ``--help`` stay light: no heavy module is imported to print help.
 
 One fresh interpreter imports the CLI and runs its ``main`` with each ``--help`` in turn, and records
-which heavy modules each one added to ``sys.modules`` (importing the CLI counts for ``lab --help``,
-the first). No timing here: benchmarks/cli_startup.py measures the seconds.
+which watched modules each one added to ``sys.modules`` (importing the CLI counts for ``lab --help``,
+the first). ``lab --help`` itself imports no command module and not rich: it lists the commands from
+``host.cli.main.COMMANDS``, whose summaries are checked against the commands' own help here. No
+timing here: benchmarks/cli_startup.py measures the seconds.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 import textwrap
@@ -20,7 +24,9 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+import host.cli
 from host.cli import app
+from host.cli.main import COMMANDS as ROOT_COMMANDS
 from host.cli.report import _FORMATS
 
 HEAVY = (
@@ -41,6 +47,9 @@ HEAVY = (
     "host.devices",
 )
 """Third-party and lab packages that only the commands that use them may import."""
+
+ROOT_HELP_SKIPS = ("rich", *sorted({f"host.cli.{entry.module}" for entry in ROOT_COMMANDS.values()}))
+"""What ``lab --help`` alone does not import either: rich (help is plain text) and the command modules."""
 
 _SCRIPT = textwrap.dedent(
     """
@@ -86,7 +95,7 @@ def loaded_after_help(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dic
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}  # LAB_DB_URL makes --db check the store
     env["LAB_HOME"] = str(folder / "home")
     done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, json.dumps(HEAVY), json.dumps(HELP_LINES), str(out)],
+        [sys.executable, "-c", _SCRIPT, json.dumps([*HEAVY, *ROOT_HELP_SKIPS]), json.dumps(HELP_LINES), str(out)],
         env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[3],
     )
     assert done.returncode == 0, done.stderr
@@ -101,8 +110,52 @@ def test_commands_are_enumerated() -> None:
 @pytest.mark.parametrize("args", HELP_LINES, ids=" ".join)
 def test_help_imports_nothing_heavy(args: list[str], loaded_after_help: dict[str, dict[str, Any]]) -> None:
     seen = loaded_after_help[" ".join(args)]
+    heavy = [name for name in seen["modules"] if name in HEAVY]
     assert seen["exit_code"] == 0
-    assert seen["modules"] == [], f"`lab {' '.join(args)}` imported {seen['modules']}: import them inside the command"
+    assert heavy == [], f"`lab {' '.join(args)}` imported {heavy}: import them inside the command"
+
+
+def test_root_help_imports_no_command_module_and_not_rich(loaded_after_help: dict[str, dict[str, Any]]) -> None:
+    assert loaded_after_help["--help"]["modules"] == []
+
+
+def test_root_help_summaries_are_the_commands_own() -> None:
+    """``lab --help`` shows each command's help up to its first sentence, as click would, from COMMANDS."""
+    group = typer.main.get_command(app)
+    for name, entry in ROOT_COMMANDS.items():
+        own = group.commands[name].get_short_help_str(limit=sys.maxsize)
+        assert entry.summary == own, f"update COMMANDS[{name!r}] in host/cli/main.py to the command's help: {own!r}"
+
+
+def test_commands_name_every_module_and_what_it_registers() -> None:
+    """Each module with a ``register`` is in COMMANDS, under exactly the names it registers."""
+    modules = {
+        info.name for info in pkgutil.iter_modules(host.cli.__path__)
+        if not info.name.startswith("_") and hasattr(importlib.import_module(f"host.cli.{info.name}"), "register")
+    }  # fmt: skip
+    assert modules == {entry.module for entry in ROOT_COMMANDS.values()}
+    for module in modules:
+        scratch = typer.Typer()
+        importlib.import_module(f"host.cli.{module}").register(scratch)
+        registered = {info.name for info in scratch.registered_commands} | {
+            info.name for info in scratch.registered_groups
+        }
+        assert registered == {name for name, entry in ROOT_COMMANDS.items() if entry.module == module}
+
+
+def test_sub_apps_list_whole_summaries() -> None:
+    """A sub-app's command list shows its commands' first sentences unabridged (wrapped), not cut with '...'."""
+    result = CliRunner().invoke(app, ["images", "--help"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    commands = result.stdout.split("Commands:")[1]
+    assert "..." not in commands
+    assert "lab.image)." in commands  # the end of `images list`'s first sentence
+
+
+def test_unknown_command_suggests_the_close_one() -> None:
+    result = CliRunner().invoke(app, ["histroy"])
+    assert result.exit_code == 2
+    assert "No such command 'histroy'" in result.output and "'history'" in result.output
 
 
 def test_help_lists_every_command_and_exits_0() -> None:
