@@ -45,6 +45,7 @@ def test_run_quick_on_emulated_devices_then_history(lab_process: LabProcess, adb
     assert f"stored in sqlite:///{lab_home / 'lab.db'}" in result.stderr
     assert "XNNPACK" in result.stdout  # the honest note: x86 with AVX runs no sparse kernels
     assert "finding: On this x86 CPU the pruned model" in result.stdout
+    assert "outputs on device" in result.stdout and "ok (16, top-1 100%)" in result.stdout  # checked by default
 
     history = lab_process(lab_home, "history", "--json")
     assert history.returncode == 0, history.stderr
@@ -59,7 +60,8 @@ def test_run_quick_on_emulated_devices_then_history(lab_process: LabProcess, adb
 
 
 def test_run_json_reuses_the_cached_build(lab_process: LabProcess, adb_server: object, lab_home: Path) -> None:
-    lab_process(lab_home, "run", *QUICK, "--emulator", "x86")  # builds, unless an earlier test in this module did
+    first = lab_process(lab_home, "run", *QUICK, "--emulator", "x86", "--no-verify", "--json")  # builds, unless cached
+    assert first.returncode == 0 and json.loads(first.stdout)["bench"]["output_checks"] == []
     result = lab_process(lab_home, "run", *QUICK, "--emulator", "x86", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(result.stdout)
@@ -68,6 +70,9 @@ def test_run_json_reuses_the_cached_build(lab_process: LabProcess, adb_server: o
     results = document["bench"]["results"]
     assert {r["model"]["role"] for r in results} == {"dense", "pruned"}
     assert all(r["trials_ok"] == 2 for r in results)
+    checks = document["bench"]["output_checks"]
+    assert [(c["model"]["role"], c["status"], c["inputs"]) for c in checks] == [("dense", "ok", 16), ("pruned", "ok", 16)]
+    assert all(c["reference"].startswith(f"build {document['build']['build_id']}") for c in checks)
 
 
 def test_no_device_and_emulator_never_is_a_usage_error(adb_server: object, lab_home: Path) -> None:
@@ -175,6 +180,8 @@ def test_variants_are_built_benched_and_reported_beside_dense_and_pruned(
         speedup = rows[role]["speedup"]
         assert speedup is not None and speedup["low"] <= speedup["value"] <= speedup["high"], rows[role]
         assert rows[role]["accuracy"] is not None  # the host's accuracy of that very file
+    assert {role: row["outputs"]["status"] for role, row in rows.items()} == dict.fromkeys(rows, "ok")
+    assert rows["dense-int8"]["outputs"]["precision"] == "int8"
     history = json.loads(lab_process(lab_home, "history", "--json").stdout)
     assert {"dense-fp16", "dense-int8"} <= {row["role"] for row in history}
 
