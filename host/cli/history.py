@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from host.cli.context import lab_context
 from host.cli.options import JsonOpt
 from host.errors import UsageError
+
+if TYPE_CHECKING:
+    from host.report import HistoryRow
 
 
 def history(
@@ -29,12 +31,10 @@ def history(
     """Show stored results: when, median latency with its 95% CI, trials, threads, XNNPACK, tool, status."""
     if as_json and as_csv:
         raise UsageError("--json and --csv exclude each other: pick one")
-    from host.report import csv as report_csv
-    from host.report import history_png, history_rows, render_history, stdout_console
-    from host.report import json as report_json
+    from rich.console import Console
+
     from host.report.dates import parse_when
-    from host.report.plot import write_png
-    from host.store import HistoryFilter, open_store
+    from host.store import HistoryFilter, sqlite_store_is_empty
 
     flt = HistoryFilter(
         model=model,
@@ -44,14 +44,28 @@ def history(
         limit=limit or None,
     )
     err = Console(stderr=True)
-    with open_store(lab_context(ctx).db_url) as store:
-        rows = history_rows(store, flt)
-        empty_store = not rows and store.count_runs() == 0
+    url = lab_context(ctx).db_url
+    rows: list[HistoryRow] = []
+    if sqlite_store_is_empty(url):  # nothing can match: answer without importing SQLAlchemy and the models
+        empty_store = True
+    else:
+        from host.report import history_rows
+        from host.store import open_store
+
+        with open_store(url) as store:
+            rows = history_rows(store, flt)
+            empty_store = not rows and store.count_runs() == 0
     if as_json:
+        from host.report import json as report_json
+
         typer.echo(report_json.render_history(rows), nl=False)
     elif as_csv:
+        from host.report import csv as report_csv
+
         typer.echo(report_csv.render_history(rows), nl=False)
     elif rows:
+        from host.report import render_history, stdout_console
+
         render_history(rows, stdout_console())
     if not rows:
         if empty_store:
@@ -60,6 +74,9 @@ def history(
             err.print("no stored results match these filters")
         return
     if plot is not None:
+        from host.report import history_png
+        from host.report.plot import write_png
+
         write_png(history_png(rows), plot)
         err.print(f"plot written to {plot}")
 

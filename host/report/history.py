@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import statistics
+from typing import TYPE_CHECKING
 
 from host.bench.stats import clean, median_ci
 from host.figures import pick
 from host.report._model import HistoryRow
-from host.store import HistoryFilter, HistoryGroup, Store
+from host.store import HistoryFilter, HistoryGroup
+
+if TYPE_CHECKING:
+    from host.store import Store
 
 __all__ = ["history_rows", "history_row"]
 
