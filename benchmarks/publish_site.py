@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for its tests' synthetic trials
-from host.publish import STATE_FILE, publish  # noqa: E402
+from host.publish import STATE_DIR, publish  # noqa: E402
 from host.store import open_store  # noqa: E402
 from tests.host.synthetic import add_synthetic_run  # noqa: E402
 
@@ -26,7 +26,8 @@ TRIALS = 3
 
 
 def _size(site: Path) -> int:
-    return sum(p.stat().st_size for p in site.rglob("*") if p.is_file() and p.name != STATE_FILE)
+    files = (p for p in site.rglob("*") if p.is_file() and STATE_DIR not in p.relative_to(site).parts)
+    return sum(p.stat().st_size for p in files)
 
 
 def _index_load_s(index: Path, repeats: int = 5) -> float:

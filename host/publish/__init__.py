@@ -8,6 +8,6 @@ from ``file://`` or any static host, and its live server.
 from __future__ import annotations
 
 from host.publish.site import SiteFilter, publish
-from host.publish.writer import STATE_FILE, WriteCounts
+from host.publish.writer import STATE_DIR, WriteCounts
 
-__all__ = ["publish", "SiteFilter", "WriteCounts", "STATE_FILE"]
+__all__ = ["publish", "SiteFilter", "WriteCounts", "STATE_DIR"]

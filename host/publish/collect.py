@@ -1,20 +1,23 @@
 """What the site needs from the store, through the queries and reports `lab history`, `lab report`
-and `lab check` use: the same numbers, the same statistic, the same verdicts."""
+and `lab check` use: the same numbers, the same statistic, the same verdicts. Each loads what many
+runs need in a few queries (a store of 1,000 runs is published in seconds, not a query per run)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, cast
 
 from host.publish.model import Change, Point, pair_key
 from host.records import Trial
-from host.report import RunOpsComparison, RunReport, build_report, check_run, compare_ops
+from host.report import RunOpsComparison, RunReport, compare_ops
 from host.report._format import device_line
+from host.report.build import report_of
+from host.report.check import check_groups
 from host.report.history import history_row
 from host.store import HistoryFilter, HistoryGroup, RunInfo, Store
+from host.store.queries.ops import OpGroup
 
-__all__ = ["RunDetails", "points_of_runs", "run_details", "run_changes"]
+__all__ = ["RunDetails", "points_of_runs", "run_details", "groups_of_runs", "run_changes"]
 
 
 @dataclass(frozen=True)
@@ -24,24 +27,6 @@ class RunDetails:
     run: RunInfo
     trials: list[Trial]
     report: RunReport
-
-
-class _WithoutHistory:
-    """The store as ``build_report`` sees it, minus the earlier runs' history.
-
-    The site draws history on pages of its own; fetching it again for each run page costs ~0.3 s
-    per run on a store of 1,000 runs (the report's history is 200 runs per model, each with a
-    bootstrap CI), which would make publishing a large store take minutes.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def history(self, flt: HistoryFilter) -> list[HistoryGroup]:
-        return []
 
 
 def _point(group: HistoryGroup, run: RunInfo) -> Point:
@@ -83,30 +68,54 @@ def points_of_runs(store: Store, runs: list[RunInfo], model: str | None, device:
     return points
 
 
-def run_details(store: Store, run: RunInfo) -> RunDetails:
-    report = build_report(cast(Store, _WithoutHistory(store)), run.id)
-    return RunDetails(run, store.load_trials(run.id), report)
+def run_details(store: Store, runs: list[RunInfo]) -> dict[int, RunDetails]:
+    """The page data of each run of ``runs``: their trials and op profiles in a few queries for all of
+    them, each report built as `lab report` builds it, without the history the site draws elsewhere."""
+    ids = [run.id for run in runs]
+    trials = store.load_trials_of_runs(ids)
+    ops: dict[int, list[OpGroup]] = defaultdict(list)
+    for group in store.op_groups(ids):
+        ops[group.run_id].append(group)
+    return {
+        run.id: RunDetails(run, trials.get(run.id, []), report_of(run, trials.get(run.id, []), ops[run.id]))
+        for run in runs
+    }
+
+
+def groups_of_runs(store: Store, run_ids: list[int]) -> dict[int, list[HistoryGroup]]:
+    """Every (model, device) group of each run, as `lab check` loads them, in one query for all."""
+    groups: dict[int, list[HistoryGroup]] = defaultdict(list)
+    for group in store.run_groups(run_ids):
+        groups[group.run_id].append(group)
+    return groups
 
 
 def run_changes(
-    store: Store, run_id: int, previous: dict[str, int], with_ops: set[int]
+    store: Store,
+    run: RunInfo,
+    previous: dict[str, RunInfo],
+    groups: dict[int, list[HistoryGroup]],
+    with_ops: set[int],
 ) -> tuple[list[Change], list[RunOpsComparison]]:
-    """The gate (`lab check RUN --baseline PREVIOUS`) for each model × device of ``previous`` (pair →
-    the run that last measured it), and the per-op diffs where both runs have profiles (``with_ops``)."""
+    """The gate (`lab check RUN --baseline PREVIOUS --allow-missing`) for each model × device of
+    ``previous`` (pair → the run that last measured it), from the runs' loaded ``groups``
+    (``groups_of_runs``), and the per-op diffs where both runs have profiles (``with_ops``)."""
     by_previous: dict[int, set[str]] = defaultdict(set)
+    bases: dict[int, RunInfo] = {}
     for pair, prev in previous.items():
-        by_previous[prev].add(pair)
+        by_previous[prev.id].add(pair)
+        bases[prev.id] = prev
     changes: list[Change] = []
     op_diffs: list[RunOpsComparison] = []
     for prev, pairs in sorted(by_previous.items()):
-        result = check_run(store, run_id, baseline=str(prev), allow_missing=True)
+        result = check_groups(run, [bases[prev]], groups.get(prev, []), groups.get(run.id, []), allow_missing=True)
         for row in result.rows:
             if pair_key(row.model_name, row.device_serial) not in pairs:
                 continue
             ratio = row.ratio
             changes.append(
                 Change(
-                    run_id=run_id,
+                    run_id=run.id,
                     previous_run_id=prev,
                     model_name=row.model_name,
                     device_serial=row.device_serial,
@@ -119,6 +128,6 @@ def run_changes(
                     reason=row.reason,
                 )
             )
-        if run_id in with_ops and prev in with_ops:
-            op_diffs.append(compare_ops(store, prev, run_id))
+        if run.id in with_ops and prev in with_ops:
+            op_diffs.append(compare_ops(store, prev, run.id))
     return changes, op_diffs

@@ -1,4 +1,4 @@
-"""What the site shows, as plain records kept between publishes (``writer.SiteState``).
+"""What the site shows, as plain records kept between publishes (``writer.SiteWriter``).
 
 A run's records are computed once and reused until the run changes (its fingerprint): that is what
 makes publishing a grown store cheap. Latencies are in µs; an estimate is ``(value, low, high)``.
@@ -88,20 +88,32 @@ class RunEntry:
     changes: list[Change] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """A compact record: points and changes as lists of their fields' values, in field order."""
+        data = {name: getattr(self, name) for name in _ENTRY_FIELDS}
+        data["points"] = [[getattr(p, name) for name in _POINT_FIELDS] for p in self.points]
+        data["changes"] = [[getattr(c, name) for name in _CHANGE_FIELDS] for c in self.changes]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunEntry:
         def triple(value: Any) -> Triple | None:
             return tuple(value) if value is not None else None  # type: ignore[return-value]
 
-        points = [
-            Point(**{**p, "latency": triple(p["latency"]), "tools": tuple(p["tools"]),
-                     "tool_versions": tuple(p["tool_versions"])})
-            for p in data["points"]
-        ]  # fmt: skip
-        changes = [Change(**{**c, "ratio": triple(c["ratio"])}) for c in data["changes"]]
+        points = []
+        for values in data["points"]:
+            p = dict(zip(_POINT_FIELDS, values))
+            p.update(latency=triple(p["latency"]), tools=tuple(p["tools"]), tool_versions=tuple(p["tool_versions"]))
+            points.append(Point(**p))
+        changes = []
+        for values in data["changes"]:
+            c = dict(zip(_CHANGE_FIELDS, values))
+            changes.append(Change(**{**c, "ratio": triple(c["ratio"])}))
         return cls(**{**data, "points": points, "changes": changes})
+
+
+_POINT_FIELDS = tuple(f.name for f in dataclasses.fields(Point))
+_CHANGE_FIELDS = tuple(f.name for f in dataclasses.fields(Change))
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(RunEntry))
 
 
 def fingerprint(run: RunInfo) -> str:

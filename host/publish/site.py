@@ -24,7 +24,7 @@ from typing import Any
 from host import __version__
 from host.figures import HEADLINE, label
 from host.publish.charts import ChartPoint, line_chart, sparkline
-from host.publish.collect import RunDetails, points_of_runs, run_changes, run_details
+from host.publish.collect import RunDetails, groups_of_runs, points_of_runs, run_changes, run_details
 from host.publish.model import Change, Point, RunEntry, fingerprint, pair_page
 from host.publish.render import ASSETS, asset, render, templates_digest
 from host.publish.writer import SiteWriter, WriteCounts
@@ -137,6 +137,20 @@ def _compare_page(run: RunInfo, changes: list[Change], op_diffs: list[Any]) -> s
     return render("compare.html", root="../", run=run, changes=changes, op_diffs=op_diffs, flagged=flagged)
 
 
+_BATCH = 100  # runs whose pages are computed together: a few queries for all, a bounded memory
+
+
+@dataclass
+class _Todo:
+    """A shown run and what this publish must compute for it."""
+
+    run: RunInfo
+    entry: RunEntry
+    previous: dict[str, RunInfo]  # pair → the latest earlier run that measured it
+    page_key: str  # "" when the kept run page is still valid
+    compare_key: str  # "" when the kept comparison is still valid (or there is none)
+
+
 def publish(store: Store, out: Path, flt: SiteFilter = SiteFilter()) -> WriteCounts:
     """Writes (or updates) the site of ``store`` in ``out``; returns what was written, kept and removed.
 
@@ -154,43 +168,69 @@ def publish(store: Store, out: Path, flt: SiteFilter = SiteFilter()) -> WriteCou
         if entry is None or entry.fingerprint != fingerprint(run):
             entry = RunEntry(run.id, fingerprint(run), run.kind, run.status, run.started_at.isoformat(),
                              points.get(run.id, []))  # fmt: skip
+            writer.changed_run(run.id)
         entries[run.id] = entry
+    writer.runs = entries
     filtered = flt.model is not None or flt.device is not None
     shown = [run for run in runs if entries[run.id].points or not filtered]
-    by_id = {run.id: run for run in runs}
-    last_ok: dict[str, int] = {}  # pair → the latest run so far that measured it
-    for run in shown:
-        entry = entries[run.id]
-        previous = {p.pair: last_ok[p.pair] for p in entry.points if p.pair in last_ok}
-        compare_key = ";".join(f"{pair}={prev}:{entries[prev].fingerprint}" for pair, prev in sorted(previous.items()))
-        compare_key = f"{entry.fingerprint}#{compare_key}" if previous else ""
-        page_key = f"{entry.fingerprint}#{bool(previous)}"
-        run_path = f"runs/{run.id}.html"
-        if entry.page_key == page_key and writer.has(run_path):
-            writer.keep(run_path)
-        else:
-            details = run_details(store, run)
-            entry.has_ops = any(section.top_ops for section in details.report.devices)
-            writer.write(run_path, _run_page(details, entry, bool(previous)))
-            entry.page_key = page_key
-        compare_path = f"compare/{run.id}.html"
-        if not compare_key:
-            entry.compare_key, entry.changes = "", []
-        elif entry.compare_key == compare_key and writer.has(compare_path):
-            writer.keep(compare_path)
-        else:
-            with_ops = {rid for rid in (run.id, *previous.values()) if entries[rid].has_ops}
-            entry.changes, op_diffs = run_changes(store, run.id, previous, with_ops)
-            writer.write(compare_path, _compare_page(by_id[run.id], entry.changes, op_diffs))
-            entry.compare_key = compare_key
-        for p in entry.points:
-            if p.latency is not None:
-                last_ok[p.pair] = run.id
-    writer.runs = entries
+    todo = _plan(writer, shown, entries)
+    for start in range(0, len(todo), _BATCH):
+        _compute(store, writer, todo[start : start + _BATCH], entries)
     _write_summaries(writer, [entries[r.id] for r in shown], filtered or flt.since is not None, out)
     for name in ASSETS:
         writer.write(f"assets/{name}", asset(name))
     return writer.finish()
+
+
+def _plan(writer: SiteWriter, shown: list[RunInfo], entries: dict[int, RunEntry]) -> list[_Todo]:
+    """Keeps each run page and comparison whose inputs did not change; lists the ones to compute."""
+    todo = []
+    last_ok: dict[str, RunInfo] = {}  # pair → the latest run so far that measured it
+    for run in shown:
+        entry = entries[run.id]
+        previous = {p.pair: last_ok[p.pair] for p in entry.points if p.pair in last_ok}
+        compare_key = ";".join(f"{pair}={prev.id}:{entries[prev.id].fingerprint}" for pair, prev in sorted(previous.items()))
+        compare_key = f"{entry.fingerprint}#{compare_key}" if previous else ""
+        page_key = f"{entry.fingerprint}#{bool(previous)}"
+        run_path, compare_path = f"runs/{run.id}.html", f"compare/{run.id}.html"
+        if entry.page_key == page_key and writer.has(run_path):
+            writer.keep(run_path)
+            page_key = ""
+        if not compare_key:
+            if entry.compare_key or entry.changes:
+                entry.compare_key, entry.changes = "", []
+                writer.changed_run(run.id)
+        elif entry.compare_key == compare_key and writer.has(compare_path):
+            writer.keep(compare_path)
+            compare_key = ""
+        if page_key or compare_key:
+            todo.append(_Todo(run, entry, previous, page_key, compare_key))
+        for p in entry.points:
+            if p.latency is not None:
+                last_ok[p.pair] = run
+    return todo
+
+
+def _compute(store: Store, writer: SiteWriter, batch: list[_Todo], entries: dict[int, RunEntry]) -> None:
+    """The run pages and comparisons of ``batch`` (oldest first), from a few queries for all of them."""
+    details = run_details(store, [t.run for t in batch if t.page_key])
+    for item in batch:
+        if item.page_key:
+            page = details[item.run.id]
+            item.entry.has_ops = any(section.top_ops for section in page.report.devices)
+            writer.write(f"runs/{item.run.id}.html", _run_page(page, item.entry, bool(item.previous)))
+            item.entry.page_key = item.page_key
+            writer.changed_run(item.run.id)
+    compared = [t for t in batch if t.compare_key]
+    ids = {t.run.id for t in compared} | {prev.id for t in compared for prev in t.previous.values()}
+    groups = groups_of_runs(store, sorted(ids)) if ids else {}
+    for item in compared:
+        run = item.run
+        with_ops = {rid for rid in (run.id, *(p.id for p in item.previous.values())) if entries[rid].has_ops}
+        item.entry.changes, op_diffs = run_changes(store, run, item.previous, groups, with_ops)
+        writer.write(f"compare/{run.id}.html", _compare_page(run, item.entry.changes, op_diffs))
+        item.entry.compare_key = item.compare_key
+        writer.changed_run(run.id)
 
 
 def _write_summaries(writer: SiteWriter, shown: list[RunEntry], filtered: bool, out: Path) -> None:

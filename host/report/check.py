@@ -37,6 +37,7 @@ from host.store import HistoryGroup, RunInfo, Store
 
 __all__ = [
     "check_run",
+    "check_groups",
     "parse_baseline",
     "parse_threshold",
     "Thresholds",
@@ -322,8 +323,37 @@ def check_run(
     if not bases:
         why = f"no finished run before run {candidate.id} to compare with"
         return CheckResult(candidate, [], metric, threshold, [], [why])
-    base_groups = pool_groups(store.run_groups([b.id for b in bases]))
-    cand_groups = store.run_groups([candidate.id])
+    result = check_groups(
+        candidate,
+        bases,
+        store.run_groups([b.id for b in bases]),
+        store.run_groups([candidate.id]),
+        metric,
+        limits,
+        allow_missing=allow_missing,
+    )
+    if ops and any(r.outcome == "regression" for r in result.rows):
+        result = replace(result, rows=_ops_behind(store, bases, candidate, result.rows))
+    return result
+
+
+def check_groups(
+    candidate: RunInfo,
+    bases: list[RunInfo],
+    base_groups: list[HistoryGroup],
+    cand_groups: list[HistoryGroup],
+    metric: str = "time",
+    limits: Thresholds | None = None,
+    *,
+    allow_missing: bool = False,
+) -> CheckResult:
+    """`check_run`'s verdicts from the groups of the baseline runs (pooled here) and of the
+    candidate, already loaded: the results site loads those of many runs in one query. No ops
+    named; ``limits`` defaults to `check_run`'s."""
+    if limits is None:
+        limits = Thresholds(DEFAULT_MAX_REGRESSION[metric])
+    threshold = limits.latency
+    base_groups = pool_groups(base_groups)
     pairs, left_out, missing = match_groups(base_groups, cand_groups)
     reasons = list(left_out)
     if not pairs and cand_groups and base_groups:
@@ -344,6 +374,4 @@ def check_run(
     tested = sum(r.p_value is not None for r in rows)
     if tested:
         family = f"Holm over {tested} test(s): at most {ALPHA:.0%} chance of any false alarm in this check"
-    if ops and any(r.outcome == "regression" for r in rows):
-        rows = _ops_behind(store, bases, candidate, rows)
     return CheckResult(candidate, bases, metric, threshold, rows, reasons, family)

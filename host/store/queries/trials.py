@@ -416,6 +416,28 @@ class TrialQueries(StoreCore):
             ).all()
             return [trial_from_row(m) for m in rows]
 
+    def load_trials_of_runs(self, run_ids: Sequence[int]) -> dict[int, list[Trial]]:
+        """Every trial of each run of ``run_ids`` (in saving order), in a few queries for all of them:
+        for callers that read many runs at once (the results site). A run without trials, or an
+        unknown id, has no entry."""
+        found: dict[int, list[Trial]] = {}
+        with self._sessions.session() as s:
+            for part in chunks(list(run_ids)):
+                rows = s.scalars(
+                    select(SqlMeasurement)
+                    .where(SqlMeasurement.run_id.in_(part))
+                    .order_by(SqlMeasurement.id)
+                    .options(
+                        selectinload(SqlMeasurement.device),
+                        selectinload(SqlMeasurement.artifact),
+                        selectinload(SqlMeasurement.tool),
+                        selectinload(SqlMeasurement.sample),
+                    )
+                ).all()
+                for m in rows:
+                    found.setdefault(m.run_id, []).append(trial_from_row(m))
+        return found
+
     def count_measurements(self) -> int:
         with self._sessions.session() as s:
             return s.execute(select(func.count()).select_from(SqlMeasurement)).scalar_one()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from host.cli.main import app
 from host.errors import UsageError
-from host.publish import STATE_FILE, SiteFilter, publish
+from host.publish import STATE_DIR, SiteFilter, publish
 from host.publish.serve import make_server
 from host.publish.writer import SiteWriter
 from host.store import Store
@@ -23,7 +23,8 @@ SCRIPT_NAME = "<script>alert(1)</script>.tflite"
 
 
 def _files(site: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(site)): p.read_bytes() for p in site.rglob("*") if p.is_file() and p.name != STATE_FILE}
+    files = (p for p in site.rglob("*") if p.is_file() and STATE_DIR not in p.relative_to(site).parts)
+    return {str(p.relative_to(site)): p.read_bytes() for p in files}
 
 
 def test_writer_skips_unchanged_files_and_removes_stale_ones(tmp_path: Path) -> None:
@@ -68,6 +69,31 @@ def test_site_pages_and_an_incremental_publish(store: Store, tmp_path: Path) -> 
         p for p in after if p.startswith("history/")
     }
     assert counts.written == len(changed) and counts.removed == 0
+
+
+def test_a_new_run_saves_its_own_record_not_every_runs(store: Store, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    for seed in range(3):
+        add_synthetic_run(store, trials=2, seed=seed)
+    publish(store, site)
+    state = site / STATE_DIR
+    inodes = {p.relative_to(state).as_posix(): p.stat().st_ino for p in state.rglob("*.json")}
+    assert len([p for p in inodes if p.startswith("runs/")]) == 3
+    new = add_synthetic_run(store, trials=2, seed=3)
+    publish(store, site)
+    after = {p.relative_to(state).as_posix(): p.stat().st_ino for p in state.rglob("*.json")}
+    assert {p for p in after if inodes.get(p) != after[p]} == {f"runs/{new}.json", "site.json"}  # replaced: a new inode
+
+
+def test_a_site_of_the_one_file_state_is_rebuilt_and_its_stale_pages_removed(store: Store, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "old.html").write_text("stale")
+    (site / ".lab-publish.json").write_text('{"format": 1, "files": {"old.html": "0"}, "runs": []}')
+    add_synthetic_run(store, trials=2)
+    assert publish(store, site).removed == 1
+    assert not (site / "old.html").exists() and not (site / ".lab-publish.json").exists()
+    assert publish(store, site).written == 0
 
 
 def test_filters_and_links_resolve(store: Store, tmp_path: Path) -> None:

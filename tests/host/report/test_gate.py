@@ -11,6 +11,7 @@ import pytest
 from host.figures import TrialFigures
 from host.report import check_run, compare_runs
 from host.report._match import gate_values
+from host.report.check import check_groups
 from host.store import HistoryGroup, Store
 from tests.host.synthetic import add_synthetic_run, emulated_device, guide_models, phone
 
@@ -127,6 +128,26 @@ def test_holm_controls_the_family_and_is_stated(store: Store) -> None:
     assert "Holm over 8 test(s)" in result.family
     assert all(r.p_adjusted is not None and r.p_adjusted >= r.p_value for r in tested)
     assert result.exit_code == 1
+
+
+def test_check_groups_on_loaded_groups_gives_check_runs_result(store: Store) -> None:
+    """The results site gates every run from groups it loaded for many runs at once: the same rows,
+    p-values, CIs, verdicts and reasons as `lab check`, a missing model allowed or not."""
+    dense, _ = guide_models()
+    base = add_synthetic_run(store, seed=1)
+    slow = add_synthetic_run(store, seed=2, slowdown=1.2)
+    fewer = add_synthetic_run(store, models=(dense,), seed=3)
+    for cand, prev, allow in ((slow, base, False), (fewer, slow, True), (fewer, slow, False)):
+        expected = check_run(store, run_id=cand, baseline=str(prev), allow_missing=allow)
+        groups = store.run_groups([prev, cand])
+        result = check_groups(
+            store.get_run(cand),
+            [store.get_run(prev)],
+            [g for g in groups if g.run_id == prev],
+            [g for g in groups if g.run_id == cand],
+            allow_missing=allow,
+        )
+        assert result == expected
 
 
 def test_a_slowdown_that_spares_the_fastest_invokes_is_caught_by_the_median_test(store: Store) -> None:

@@ -146,6 +146,14 @@ def test_history_in_the_report_covers_this_and_earlier_runs_only(store: Store) -
     assert {h.model_name for h in report.history} == {DENSE.name, PRUNED.name}
 
 
+def test_a_report_without_history_is_the_report_less_its_history(store: Store) -> None:
+    add_run(store, seed=1)
+    second = add_run(store, seed=2)
+    full, bare = build_report(store, second), build_report(store, second, history=False)
+    assert full.history and bare.history == []
+    assert (bare.devices, bare.notes, bare.baseline_name) == (full.devices, full.notes, full.baseline_name)
+
+
 def test_unknown_format_and_unwritable_path(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
     report = build_report(store, add_run(store))
     with pytest.raises(UsageError, match="unknown report format 'pdf'"):
