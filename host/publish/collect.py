@@ -69,15 +69,17 @@ def points_of_runs(store: Store, runs: list[RunInfo], model: str | None, device:
 
 
 def run_details(store: Store, runs: list[RunInfo]) -> dict[int, RunDetails]:
-    """The page data of each run of ``runs``: their trials and op profiles in a few queries for all of
-    them, each report built as `lab report` builds it, without the history the site draws elsewhere."""
+    """The page data of each run of ``runs``: their trials, op profiles and output checks in a few
+    queries for all of them, each report built as `lab report` builds it, without the history the
+    site draws elsewhere."""
     ids = [run.id for run in runs]
     trials = store.load_trials_of_runs(ids)
     ops: dict[int, list[OpGroup]] = defaultdict(list)
     for group in store.op_groups(ids):
         ops[group.run_id].append(group)
+    checks = store.output_checks(ids)
     return {
-        run.id: RunDetails(run, trials.get(run.id, []), report_of(run, trials.get(run.id, []), ops[run.id]))
+        run.id: RunDetails(run, trials.get(run.id, []), report_of(run, trials.get(run.id, []), ops[run.id], None, checks))
         for run in runs
     }
 
