@@ -11,7 +11,7 @@ Measured: a bare ``python -c pass`` (the floor), ``lab --help``, ``lab bench --h
 creates and migrates it; its own time is printed too), and ``lab devices --json`` with nothing
 attached, against a private adb server on a free port (the first, unmeasured run starts it, as
 ``lab`` does when no server answers; ``adb kill-server`` stops it at the end). Then the 10 largest
-cumulative entries of ``python -X importtime -m host.cli --help``.
+cumulative entries of ``python -X importtime`` for ``lab --help`` and for ``lab history --json``.
 
 Targets (issue 17): ``lab --help`` ≤ 0.25 s CPU and ≤ 5x the bare interpreter; ``lab history
 --json`` on an empty store ≤ 0.6 s CPU. On a shared machine other work inflates wall time more
@@ -68,9 +68,11 @@ def _median(argv: list[str], env: dict[str, str], cwd: Path, runs: int) -> Timin
     return Timing(statistics.median(t.cpu_s for t in timings), statistics.median(t.wall_s for t in timings))
 
 
-def _import_top(python: str, env: dict[str, str], cwd: Path, count: int) -> list[tuple[int, int, str]]:
-    """(self µs, cumulative µs, module) of the ``count`` largest cumulative imports of ``lab --help``."""
-    done = subprocess.run([python, "-X", "importtime", "-m", "host.cli", "--help"], env=env, cwd=cwd,
+def _import_top(
+    python: str, args: list[str], env: dict[str, str], cwd: Path, count: int
+) -> list[tuple[int, int, str]]:
+    """(self µs, cumulative µs, module) of the ``count`` largest cumulative imports of ``lab ARGS``."""
+    done = subprocess.run([python, "-X", "importtime", "-m", "host.cli", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, check=True)  # fmt: skip
     rows = []
     for line in done.stderr.splitlines():
@@ -106,7 +108,7 @@ def main() -> None:
             "lab devices --json (no device)": [*lab, "devices", "--json"],
         }
         results = {name: _median(argv, env, repo, options.runs) for name, argv in cases.items()}
-        top = _import_top(python, env, repo, 10)
+        tops = {args: _import_top(python, list(args), env, repo, 10) for args in (("--help",), ("history", "--json"))}
     finally:
         adb = __import__("adbutils").adb_path()  # the adb `lab` itself runs
         subprocess.run([adb, "-P", str(port), "kill-server"], capture_output=True, stdin=subprocess.DEVNULL)
@@ -122,9 +124,10 @@ def main() -> None:
     server = "started a private adb server" if "starting one" in started.stderr else "found an adb server answering"
     print(f"  first devices run ({server} on port {port}): {first_devices.cpu_s:.3f} s CPU, {first_devices.wall_s:.3f} s wall")
     print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
-    print("largest imports of `lab --help` (python -X importtime, cumulative):")
-    for own, cumulative, module in top:
-        print(f"  {cumulative / 1000:8.1f} ms  (self {own / 1000:6.1f} ms)  {module}")
+    for args, top in tops.items():
+        print(f"largest imports of `lab {' '.join(args)}` (python -X importtime, cumulative):")
+        for own, cumulative, module in top:
+            print(f"  {cumulative / 1000:8.1f} ms  (self {own / 1000:6.1f} ms)  {module}")
     help_cpu = results["lab --help"].cpu_s
     history_cpu = results["lab history --json (empty store)"].cpu_s
     print("targets:")
