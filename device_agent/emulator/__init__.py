@@ -14,6 +14,8 @@
     confine    how those processes are confined (namespaces, uid, limits, clean environment);
                _confine_exec runs each one so (standard library only)
     props      getprop's table and the CNXN banner
+    phone      a phone profile (device_agent/profiles) come alive: heat, caps, its files and dumpsys;
+               phone_runner pads benchmark_model's invokes to the phone's simulated speed
     device     what all connections of one device share
     server     the event loop, the worker pool, the options (``main``)
     launch     start a device in a child process (tests, benchmarks, the host)

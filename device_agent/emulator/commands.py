@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import platform
 import posixpath
 import re
 import stat
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
+from device_agent.emulator.phone import format_cpus
 from device_agent.emulator.process import run_process
 from device_agent.emulator.sandbox import Entry, SandboxError
 from device_agent.emulator.shio import Builtin, Call, ExitShell, read_all
 
+if TYPE_CHECKING:
+    from device_agent.emulator.phone import Phone
+
 __all__ = ["COMMANDS"]
+
+log = logging.getLogger("device_agent.emulator")
 
 COMMANDS: dict[str, Builtin] = {}
 
@@ -265,9 +272,15 @@ def _getprop(call: Call) -> int:
 @_command("nproc")
 @_with_usage
 def _nproc(call: Call) -> int:
+    phone = call.shell.device.phone
+    if phone is not None and "nproc" not in phone.profile.commands:
+        return _not_found(call)
     if call.args and call.args != ["--all"]:
         raise _UsageError(f"Unknown option '{call.args[0]}'")
-    count = os.cpu_count() if call.args else len(os.sched_getaffinity(0))
+    if phone is not None:
+        count = phone.profile.cpu_count if call.args or call.cpus is None else len(call.cpus)
+    else:
+        count = os.cpu_count() if call.args else len(os.sched_getaffinity(0))
     call.out(f"{count}\n")
     return 0
 
@@ -508,6 +521,85 @@ def _mode_change(spec: str) -> Callable[[int], int]:
 @_command("benchmark_model")
 def _benchmark_model(call: Call) -> int:
     """benchmark_model on the device's PATH: the device agent's LiteRT runner (``python -m device_agent bench``),
-    on this machine's CPU or, on an arm64 device, inside the arm64 userland under QEMU."""
+    on this machine's CPU or, on an arm64 device, inside the arm64 userland under QEMU. On a profiled
+    device it heats the phone while it runs and is padded to the speed of the cluster it runs on."""
     runner = call.shell.device.runner
-    return run_process(call, list(runner.head), dict(runner.env), address_space=runner.address_space)
+    phone = call.shell.device.phone
+    if phone is None:
+        return run_process(call, list(runner.head), dict(runner.env), address_space=runner.address_space)
+    env = {**dict(runner.env), "LAB_PHONE_CPUS": format_cpus(call.cpus) if call.cpus else ""}
+    with phone.running(set(call.cpus) if call.cpus else None):
+        return run_process(call, list(runner.head), env, address_space=runner.address_space)
+
+
+# -- a phone's own commands (profiled devices only) ------------------------------------------
+
+
+def _not_found(call: Call) -> int:
+    call.stderr.write(f"/system/bin/sh: {call.name}: inaccessible or not found\n".encode("utf-8", "surrogateescape"))
+    return 127
+
+
+def _phone(call: Call) -> Phone | None:
+    """The device's phone when it has command ``call.name``; None (a plain emulated device, or a
+    phone whose shell lacks it)."""
+    phone = call.shell.device.phone
+    return phone if phone is not None and call.name in phone.profile.commands else None
+
+
+@_command("taskset")
+def _taskset(call: Call) -> int:
+    """toybox's ``taskset MASK COMMAND [ARGS…]``: run COMMAND on the CPUs of hex MASK."""
+    phone = _phone(call)
+    if phone is None:
+        return _not_found(call)
+    args = list(call.args)
+    if len(args) < 2 or args[0].startswith("-"):
+        return call.error("usage: taskset MASK COMMAND [ARGS...] (only launching a command is supported here)")
+    try:
+        mask = int(args[0], 16)
+    except ValueError:
+        return call.error(f"bad mask '{args[0]}'")
+    cpus = frozenset(cpu for cpu in range(phone.profile.cpu_count) if mask >> cpu & 1)
+    if not cpus:
+        return call.error("sched_setaffinity: Invalid argument")
+    inner = Call(call.shell, args[1], args[2:], call.env, call.stdin, call.stdout, call.stderr, cpus)
+    return call.shell.dispatch(inner)
+
+
+@_command("dumpsys")
+def _dumpsys(call: Call) -> int:
+    phone = _phone(call)
+    if phone is None:
+        return _not_found(call)
+    if not call.args:
+        call.out("".join(f"  {name}\n" for name in sorted(phone.profile.services)))
+        return 0
+    text, status = phone.dumpsys(call.args[0])
+    call.out(text)
+    return status
+
+
+_FIXED_PERFORMANCE = "set-fixed-performance-mode-enabled"
+_FIXED_PERFORMANCE_MIN_SDK = 30  # PowerManagerShellCommand has it from Android 11
+
+
+@_command("cmd")
+def _cmd(call: Call) -> int:
+    """``cmd power set-fixed-performance-mode-enabled true|false`` (Android 11+); other services are unknown."""
+    phone = _phone(call)
+    if phone is None:
+        return _not_found(call)
+    if not call.args or call.args[0] not in phone.profile.services:
+        call.stderr.write(f"cmd: Can't find service: {call.args[0] if call.args else ''}\n".encode())
+        return 20
+    if call.args[0] != "power" or call.args[1:2] != [_FIXED_PERFORMANCE] or phone.profile.sdk < _FIXED_PERFORMANCE_MIN_SDK:
+        call.stderr.write(f"Unknown command: {call.args[1] if len(call.args) > 1 else ''}\n".encode())
+        return 255
+    value = call.args[2] if len(call.args) > 2 else ""
+    if value not in ("true", "false"):
+        call.stderr.write(f"Error: expected true or false, got '{value}'\n".encode())
+        return 255
+    phone.set_fixed_performance(value == "true")
+    log.info("fixed-performance mode %s", "on" if value == "true" else "off")
+    return 0

@@ -17,8 +17,9 @@ from device_agent.emulator.sandbox import Sandbox
 
 if TYPE_CHECKING:
     from device_agent.emulator.confine import Confinement
+    from device_agent.emulator.phone import Phone
 
-__all__ = ["Device", "ProcessRegistry", "Runner", "NATIVE_RUNNER"]
+__all__ = ["Device", "ProcessRegistry", "Runner", "NATIVE_RUNNER", "PHONE_RUNNER"]
 
 
 class ProcessRegistry:
@@ -68,9 +69,14 @@ class Runner:
 # the device agent is imported from where this one was, given as the first argument.
 _BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from device_agent.__main__ import main; "
          "sys.exit(main(['bench', *sys.argv[1:]]))")
-NATIVE_RUNNER = Runner((sys.executable, "-I", "-u", "-c", _BOOT,
-                        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+_AGENT_HOME = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NATIVE_RUNNER = Runner((sys.executable, "-I", "-u", "-c", _BOOT, _AGENT_HOME))
 """The device agent's runner on this machine's own CPU, its imports from the agent's own install."""
+_PHONE_BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from device_agent.emulator.phone_runner import main; "
+               "sys.exit(main(sys.argv[1:]))")
+PHONE_RUNNER = Runner((sys.executable, "-I", "-u", "-c", _PHONE_BOOT, _AGENT_HOME))
+"""The same runner on a profiled device, its invokes padded to the phone's speed (``phone_runner``);
+the device adds its state folder and profile to the environment."""
 
 
 @dataclass
@@ -81,3 +87,4 @@ class Device:
     runner: Runner = NATIVE_RUNNER
     processes: ProcessRegistry = field(default_factory=ProcessRegistry)
     confinement: Confinement | None = None  # None: unconfined (in-process tests of the shell)
+    phone: Phone | None = None  # a phone profile's live state (--profile); None: the host's own facts

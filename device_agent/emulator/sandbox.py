@@ -19,6 +19,7 @@ service can phrase them as the device would.
 from __future__ import annotations
 
 import errno
+import io
 import fnmatch
 import glob as host_glob
 import os
@@ -30,12 +31,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Protocol
 
 from device_agent.errors import AgentError
 
 __all__ = [
-    "DEVICE_TMP", "SHELL_UID", "VIEWS", "SandboxError", "PathEscapeError", "Entry", "PendingFile", "Sandbox",
+    "DEVICE_TMP", "SHELL_UID", "VIEWS", "ViewOverlay", "SandboxError", "PathEscapeError", "Entry", "PendingFile", "Sandbox",
 ]
 
 DEVICE_TMP = "/data/local/tmp"
@@ -55,6 +56,17 @@ VIEWS = (
     "/sys/class/thermal/thermal_zone{N}/temp",
     "/sys/class/thermal/thermal_zone{N}/type",
 )
+_OVERLAID = ("/sys/devices/system/cpu/", "/sys/class/thermal/")  # a phone overlay replaces these folders whole
+
+
+class ViewOverlay(Protocol):
+    """Live read-only files that stand in for views (a phone profile: ``emulator.phone.Phone``)."""
+
+    def view_paths(self) -> list[str]: ...
+
+    def read_view(self, vpath: str) -> bytes | None: ...
+
+
 _VIEW_RE = re.compile("|".join(re.escape(v).replace(re.escape("{N}"), "[0-9]+") for v in VIEWS))
 _MAX_PATH = 4096
 _STARTED = int(time.time())
@@ -148,10 +160,14 @@ class PendingFile:
 class Sandbox:
     """Maps device paths onto ``root`` (for /data/local/tmp) and ``facts_root`` (for the views)."""
 
-    def __init__(self, root: Path, facts_root: Path = Path("/"), capacity: int | None = None) -> None:
+    def __init__(self, root: Path, facts_root: Path = Path("/"), capacity: int | None = None,
+                 overlay: ViewOverlay | None = None) -> None:
         """``capacity``: the size of the device's /data in bytes (``--storage``); None reports the
-        host's file system, as the device always did."""
+        host's file system, as the device always did. ``overlay``: a phone profile's live files,
+        which replace /proc/cpuinfo and every real view under the CPU and thermal folders."""
         self.capacity = capacity
+        self.overlay = overlay
+        self._overlay_paths = frozenset(overlay.view_paths()) if overlay is not None else frozenset()
         self._root = os.path.realpath(root)
         self.root = Path(self._root)
         self.facts_root = facts_root
@@ -270,17 +286,21 @@ class Sandbox:
                 base = host_glob.escape(str(self.facts_root))
                 for real in host_glob.glob(base + pattern.replace("{N}", "[0-9]*")):
                     vpath = "/" + os.path.relpath(real, self.facts_root).replace(os.sep, "/")
-                    if _VIEW_RE.fullmatch(vpath) and os.path.isfile(real):
+                    if _VIEW_RE.fullmatch(vpath) and os.path.isfile(real) and not self._shadowed(vpath):
                         views[vpath] = Path(real)
             self._views = views
         return self._views
+
+    def _shadowed(self, vpath: str) -> bool:
+        """A real view the overlay replaces (all of the host's CPU and thermal files, for a phone)."""
+        return self.overlay is not None and (vpath in self._overlay_paths or vpath.startswith(_OVERLAID))
 
     def _virtual_children(self, vpath: str) -> list[str] | None:
         """Names inside a virtual (read-only, synthesized) folder, or None if ``vpath`` is not one."""
         prefix = vpath.rstrip("/") + "/"
         children: set[str] = set()
         found = False
-        for path in (DEVICE_TMP, *self._view_paths()):
+        for path in (DEVICE_TMP, *self._view_paths(), *self._overlay_paths):
             if path.startswith(prefix):
                 children.add(path[len(prefix):].split("/", 1)[0])
                 found = True
@@ -297,6 +317,8 @@ class Sandbox:
             except OSError as e:
                 raise SandboxError(vpath, e.errno or errno.EIO) from e
             return Entry.from_stat(st, owner=SHELL_UID)
+        if vpath in self._overlay_paths:
+            return Entry(mode=stat.S_IFREG | 0o444, size=4096, mtime=int(time.time()), uid=0, nlink=1)
         view = self._view_paths().get(vpath)
         if view is not None:
             try:
@@ -328,7 +350,7 @@ class Sandbox:
             return sorted(found)
         children = self._virtual_children(vpath)
         if children is None:
-            if vpath in self._view_paths():
+            if vpath in self._view_paths() or vpath in self._overlay_paths:
                 raise SandboxError(vpath, errno.ENOTDIR)
             raise SandboxError(vpath, errno.ENOENT)
         return [(name, self.stat(posixpath.join(vpath, name))) for name in children]
@@ -346,6 +368,10 @@ class Sandbox:
                 os.close(fd)
                 raise SandboxError(vpath, errno.EISDIR)
             return os.fdopen(fd, "rb")
+        if self.overlay is not None and vpath in self._overlay_paths:
+            content = self.overlay.read_view(vpath)
+            if content is not None:
+                return io.BytesIO(content)
         view = self._view_paths().get(vpath)
         if view is not None:
             try:

@@ -5,6 +5,8 @@ Usage::
     python -m device_agent emulator [--port 5555] [--host 127.0.0.1] [--root DIR] [--model NAME]
                                     [--allow-remote] [--facts-root DIR] [--trace]
                                     [--authorized-keys FILE] [--accept-new-keys | --no-auth]
+                                    [--profile NAME [--thermal-speed X] [--initial-temp C]]
+                                    [--offline]
 
 Prints ``listening on HOST:PORT`` on stdout once it accepts connections (``--port 0`` picks a
 free port), then serves until SIGTERM or SIGINT, and exits 0. Add it to an adb server with
@@ -16,6 +18,14 @@ a key in ``--authorized-keys`` (default ``~/.android/adbkey.pub``, the key the a
 same user signs with). A host with another key leaves the device ``unauthorized`` in
 ``adb devices`` until its key is added to that file (or ``--accept-new-keys`` takes any key).
 ``--no-auth`` turns authentication off, with a warning.
+
+``--profile NAME`` (``device_agent/profiles/NAME.json``) makes it answer as that phone: its
+properties, CPU clusters and frequencies, thermal zones, ``dumpsys battery``/``thermalservice``,
+``cmd power set-fixed-performance-mode-enabled`` (SDK 30+) and ``taskset``; its die heats while
+benchmark_model runs and its big clusters throttle past the trip point, the runner slowed in
+proportion by sleeping after each invoke (``ro.lab.slowdown`` and the runner's output say so).
+``--thermal-speed X`` runs that thermal clock X times faster. ``--offline`` accepts connections but
+never answers the handshake, so adb lists the device ``offline``.
 
 Connections are served by one event loop and services by a pool of worker threads; every limit
 (connections, streams, queued bytes, timeouts, line lengths) is in ``limits`` and docs/PROTOCOL.md.
@@ -49,7 +59,9 @@ from device_agent.emulator import limits as L
 from device_agent.emulator.auth import AuthError, AuthorizedKeys, decode_public_key, default_key_path, \
     ensure_key_pair, fingerprint
 from device_agent.emulator.confine import MODES, Confinement, Limits
-from device_agent.emulator.device import NATIVE_RUNNER, Device, Runner
+from device_agent.emulator.device import NATIVE_RUNNER, PHONE_RUNNER, Device, Runner
+from device_agent.emulator.phone import SLOWDOWN_NOTE, Phone
+from device_agent.profiles import load_profile, profile_names
 from device_agent.errors import AgentError
 from device_agent.emulator.props import banner, device_props
 from device_agent.emulator.sandbox import DEVICE_TMP, Sandbox
@@ -97,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
                            "'Always allow' on every prompt)")
     auth.add_argument("--no-auth", action="store_true",
                       help="no authentication at all: only for throwaway containers on a private network")
+    phone = parser.add_argument_group("phone profiles (device_agent/profiles)")
+    phone.add_argument("--profile", metavar="NAME",
+                       help=f"answer as this phone: {', '.join(profile_names())}, or a profile .json file")
+    phone.add_argument("--thermal-speed", type=float, default=1.0, metavar="X",
+                       help="run the profile's heating and cooling X times faster than real time (default 1)")
+    phone.add_argument("--initial-temp", type=float, default=None, metavar="C",
+                       help="the die's temperature at start (default: the profile's ambient), e.g. a phone still hot")
+    parser.add_argument("--offline", action="store_true",
+                        help="accept connections and never answer them: adb lists the device 'offline'")
     parser.add_argument("--arch", choices=("native", "arm64"), default="native",
                         help="native: this machine's CPU; arm64: benchmark_model runs in an arm64 userland under QEMU")
     parser.add_argument("--cpu", default=None,
@@ -122,6 +143,12 @@ def _device(args: argparse.Namespace, root: Path) -> Device:
         AgentError: arm64 without a prepared userland (the message names the prepare command), or
             an unknown CPU.
     """
+    if args.profile is not None and args.arch != "native":
+        raise AgentError("--profile applies to --arch native only: the profile's own clock model replaces QEMU's")
+    if args.thermal_speed <= 0:
+        raise AgentError(f"--thermal-speed must be positive, got {args.thermal_speed:g}")
+    if args.profile is not None:
+        return _phone_device(args, root)
     if args.arch == "native":
         if args.cpu or args.userland:
             raise AgentError("--cpu and --userland apply to --arch arm64 only")
@@ -149,6 +176,66 @@ def _device(args: argparse.Namespace, root: Path) -> Device:
     confinement = _confinement(args, sandbox, runner, [str(userland.root)])
     props["ro.lab.confinement"] = confinement.describe()
     return Device(sandbox, props, runner=runner, confinement=confinement)
+
+
+def _phone_device(args: argparse.Namespace, root: Path) -> Device:
+    """A device that answers as the profile's phone, its runner padded to the phone's speed.
+
+    Raises:
+        AgentError: no such profile, or a profile file that is not valid.
+    """
+    profile = load_profile(args.profile)
+    phone = Phone(profile, Path(tempfile.mkdtemp(prefix="lab-phone-")), thermal_speed=args.thermal_speed,
+                  initial_temp_c=args.initial_temp)
+    runner = Runner(PHONE_RUNNER.head, (("LAB_PHONE_PROFILE", profile.name), ("LAB_PHONE_STATE", str(phone.state_dir))))
+    sandbox = Sandbox(root, args.facts_root, args.storage, overlay=phone)
+    confinement = _confinement(args, sandbox, runner)
+    props = {
+        **profile.props,
+        "ro.lab.emulated": "1",
+        "ro.lab.emulation": "native",
+        "ro.lab.profile": profile.name,
+        "ro.lab.slowdown": SLOWDOWN_NOTE,
+        "ro.lab.confinement": confinement.describe(),
+    }
+    if args.model:
+        props["ro.product.model"] = args.model
+    phone.start()
+    log.info("answering as phone profile %s (%s); thermal clock x%g", profile.name, profile.description,
+             args.thermal_speed)
+    return Device(sandbox, props, runner=runner, confinement=confinement, phone=phone)
+
+
+def _serve_offline(host: str, port: int) -> int:
+    """Accept connections and never answer: adb waits for a CNXN that never comes and lists the
+    device ``offline`` (as a phone whose adbd hangs). Serves until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    held: list[socket.socket] = []
+    try:
+        with socket.create_server((host, port)) as server:
+            server.settimeout(0.2)
+            shown = server.getsockname()
+            print(f"listening on {shown[0]}:{shown[1]}", flush=True)
+            log.info("offline mode: connections are accepted and never answered")
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                if len(held) < L.MAX_CONNECTIONS:
+                    held.append(conn)
+                else:
+                    conn.close()
+    except OSError as e:
+        log.error("cannot listen on %s:%d: %s", host, port, e.strerror or e)
+        return 1
+    finally:
+        for conn in held:
+            conn.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
 
 
 def _confinement(args: argparse.Namespace, sandbox: Sandbox, runner: Runner,
@@ -504,6 +591,8 @@ def main(argv: list[str]) -> int:
     if args.no_auth and args.accept_new_keys:
         log.error("--no-auth and --accept-new-keys contradict each other")
         return 2
+    if args.offline:
+        return _serve_offline(args.host, args.port)
     temporary = args.root is None
     root = Path(tempfile.mkdtemp(prefix="lab-device-")) if temporary else args.root
     try:
@@ -519,7 +608,12 @@ def main(argv: list[str]) -> int:
         except OSError as e:
             log.error("cannot listen on %s:%d: %s", args.host, args.port, e.strerror or e)
             return 1
-        return _serve(hub, device)
+        try:
+            return _serve(hub, device)
+        finally:
+            if device.phone is not None:
+                device.phone.stop()
+                shutil.rmtree(device.phone.state_dir, ignore_errors=True)
     finally:
         if temporary:
             shutil.rmtree(root, ignore_errors=True)

@@ -138,14 +138,15 @@ class Shell:
                 return 0
             call = Call(self, argv[0], argv[1:], env, stdin, stdout, stderr)
             try:
-                return self._dispatch(call)
+                return self.dispatch(call)
             except FileSizeExceeded:  # the kernel's SIGXFSZ: the command dies, the shell goes on
                 return 128 + signal.SIGXFSZ
         finally:
             for sink in opened:
                 sink.file.close()
 
-    def _dispatch(self, call: Call) -> int:
+    def dispatch(self, call: Call) -> int:
+        """Run one command: a builtin, or a pushed executable when its name holds a ``/``."""
         name = call.name
         if "/" in name:
             try:

@@ -114,6 +114,7 @@ class Call:
     stdin: Source
     stdout: Sink
     stderr: Sink
+    cpus: frozenset[int] | None = None  # the affinity ``taskset`` gave it (a profiled device's CPU numbers)
 
     @property
     def sandbox(self) -> Sandbox:
