@@ -15,7 +15,7 @@ from host.bench.trial import DeviceSession, builtin_tool
 from host.devices.elf import SCRIPT
 from host.devices.push import REMOTE_BIN_DIR, REMOTE_DIR, PushItem, push_files, remote_model_path
 from host.devices.shell import DeviceShell
-from host.devices.state import StateReader
+from host.devices.state import FIXED_PERFORMANCE_MIN_SDK, StateReader
 from host.devices.tools import cached_tool_for, check_binary_for, missing_tool_message
 from host.hashing import file_sha256
 from host.errors import DeviceError, ToolError
@@ -101,4 +101,16 @@ def prepare_session(
         work_dir=work or REMOTE_DIR,
     )
     session.fixed_performance = state.set_fixed_performance(True)
+    if session.fixed_performance:
+        note("fixed-performance mode on for the run (off again when it ends)")
+    elif facts.kind != "emulated" or facts.sdk is not None and facts.sdk < FIXED_PERFORMANCE_MIN_SDK:
+        note(_no_fixed_performance(facts))
     return session
+
+
+def _no_fixed_performance(facts: DeviceFacts) -> str:
+    """Why the clocks are left to the governor on this device."""
+    if facts.sdk is not None and facts.sdk < FIXED_PERFORMANCE_MIN_SDK:
+        return (f"fixed-performance mode skipped: Android {facts.release or '?'} (SDK {facts.sdk}) predates it "
+                f"(SDK {FIXED_PERFORMANCE_MIN_SDK}+); clocks follow the governor, so watch for throttled trials")
+    return "fixed-performance mode unavailable (`cmd power` refused it); clocks follow the governor"

@@ -9,6 +9,7 @@ they finish, so an interrupted run keeps what it measured.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -22,9 +23,10 @@ import adbutils
 from host.bench.plan import PlannedTrial, plan_trials
 from host.bench.prepare import prepare_session
 from host.bench.summary import Summary, summarize
-from host.bench.trial import MAX_OUTPUT_BYTES, OP_PROFILING_FLAG, DeviceSession, max_output_bytes, run_trial
+from host.bench.trial import MAX_OUTPUT_BYTES, OP_PROFILING_FLAG, CorePin, DeviceSession, max_output_bytes, run_trial
 from host.bench.verify import Reference, check_all, host_references
 from host.devices.adb import adb_client
+from host.devices.facts import resolve_cores
 from host.devices.lock import device_lock, work_dir
 from host.devices.tools import check_binary_path
 from host.devices.shell import DeviceShell
@@ -34,7 +36,7 @@ from host.records import BenchRequest, DeviceFacts, DeviceState, ModelFile, Outp
 
 __all__ = ["BenchProgress", "BenchOutcome", "run_bench"]
 
-_TEMP_POLL_S = 5.0
+_TEMP_POLL_S = 1.0  # a snapshot is one shell round trip: cheap enough to poll every second
 
 
 class BenchProgress(Protocol):
@@ -147,7 +149,8 @@ def _save(job: _Job, trial: Trial) -> Trial:
 
 
 def _cool_state(job: _Job, session: DeviceSession) -> DeviceState | None:
-    """With --max-temp: the state once the device is cool enough (or the wait ran out)."""
+    """With --max-temp: the state once the device is cool enough (or the wait ran out), with the
+    wait recorded in it (``temp_wait_s``, ``temp_wait_cooled``)."""
     limit, patience = job.request.max_temp_c, job.request.max_temp_wait_s
     if limit is None:
         return None
@@ -155,17 +158,24 @@ def _cool_state(job: _Job, session: DeviceSession) -> DeviceState | None:
     state = session.state.snapshot(session.fixed_performance)
     if state.max_temp_c is None:
         return state
+    started = time.monotonic()
     waited = 0.0
+    noted = False
     while state.max_temp_c is not None and state.max_temp_c > limit and waited < patience:
-        job.reporter.note(serial, f"{state.max_temp_c:.1f} °C > --max-temp {limit:g} °C: waiting to cool")
+        if not noted:  # once per trial: the wait's outcome is noted and stored below
+            job.reporter.note(serial, f"{state.max_temp_c:.1f} °C > --max-temp {limit:g} °C: waiting to cool")
+            noted = True
         step = min(_TEMP_POLL_S, patience - waited)
         if job.stop.wait(step):
             break
-        waited += step
+        waited = time.monotonic() - started
         state = session.state.snapshot(session.fixed_performance)
-    if state.max_temp_c is not None and state.max_temp_c > limit:
-        job.reporter.note(serial, f"still {state.max_temp_c:.1f} °C after {waited:g} s: running anyway (state recorded)")
-    return state
+    cooled = state.max_temp_c is None or state.max_temp_c <= limit
+    if not cooled:
+        job.reporter.note(serial, f"still {state.max_temp_c:.1f} °C after {waited:.0f} s: running anyway (state recorded)")
+    elif noted:
+        job.reporter.note(serial, f"cooled to {state.max_temp_c:.1f} °C in {waited:.1f} s")
+    return replace(state, temp_wait_s=round(waited, 3), temp_wait_cooled=cooled)
 
 
 @dataclass
@@ -225,8 +235,32 @@ def _checks(job: _Job, session: DeviceSession, trials: list[Trial]) -> list[Outp
     return checks
 
 
+def _pin(job: _Job, session: DeviceSession) -> str | None:
+    """With --cores: pins the session's runs to those CPUs; returns why it cannot (the device's
+    topology does not have them, or its shell has no taskset), else None."""
+    if job.request.cores is None:
+        return None
+    facts = session.facts
+    try:
+        cores, label = resolve_cores(facts, job.request.cores)
+        pin = CorePin(cores, label)
+        probe = session.shell.run(["taskset", pin.mask, "true"])
+    except LabError as exc:
+        return str(exc)
+    if probe.returncode != 0:
+        return (f"--cores needs taskset on the device (toybox, Android 6+), and `taskset {pin.mask} true` failed "
+                f"(exit {probe.returncode}): {probe.output.strip() or 'no output'}; run without --cores")
+    session.pin = pin
+    job.reporter.note(facts.serial, f"benchmark_model pinned to CPUs {label} (taskset {pin.mask})")
+    return None
+
+
 def _trials(job: _Job, session: DeviceSession) -> list[Trial]:
     trials: list[Trial] = []
+    unpinnable = _pin(job, session)
+    if unpinnable is not None:
+        job.reporter.note(session.facts.serial, f"cannot run: {unpinnable}")
+        return [_save(job, _failed_trial(job, session.facts, planned, unpinnable)) for planned in job.plan]
     for planned in job.plan:
         if job.stop.is_set():
             break
@@ -237,7 +271,11 @@ def _trials(job: _Job, session: DeviceSession) -> list[Trial]:
             before = _cool_state(job, session)
         except DeviceError:
             before = None  # run_trial takes its own snapshot and records why it fails
-        trials.append(_save(job, run_trial(session, job.models[planned.model_index], job.params, planned, before)))
+        trial = run_trial(session, job.models[planned.model_index], job.params, planned, before)
+        if trial.state_after is not None and trial.state_after.throttled:
+            job.reporter.note(session.facts.serial, f"{trial.model.name} trial {trial.index + 1} ran throttled: "
+                                                    f"{trial.state_after.throttle_reason}")
+        trials.append(_save(job, trial))
     return trials
 
 

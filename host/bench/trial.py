@@ -3,6 +3,12 @@
 Every outcome becomes a Trial — a measurement, or a failure kept as data with its reason and the
 raw output: a device that disappears, a binary that crashes, output that cannot be parsed, a run
 past its timeout, a model the runtime rejects.
+
+A phone's trial may run throttled: a thermal zone at or past its trip point, or a core's cap
+(``scaling_max_freq``) below its maximum — or, in fixed-performance mode, where caps sit below the
+maximum by design, a cap that fell during the trial. The trial's ``state_after`` says so
+(``throttled``, ``throttle_reason``); with ``--cores`` the runner runs under ``taskset`` and
+``state_before.cpus`` names the CPUs.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ __all__ = [
     "SAMPLES_FILE",
     "OUTPUT_FILE",
     "OP_PROFILING_FLAG",
+    "CorePin",
+    "throttling",
 ]
 
 OP_PROFILING_FLAG = "--enable_op_profiling=true"
@@ -85,6 +93,19 @@ def builtin_tool(abi: str, runner_line: str | None) -> ToolInfo:
     )
 
 
+@dataclass(frozen=True)
+class CorePin:
+    """``--cores`` on one device: the CPUs benchmark_model may run on (``taskset`` takes the mask)."""
+
+    cores: tuple[int, ...]
+    label: str  # "big: 7", "4-7"
+
+    @property
+    def mask(self) -> str:
+        """taskset's hex mask: bit N for CPU N."""
+        return format(sum(1 << core for core in self.cores), "x")
+
+
 @dataclass
 class DeviceSession:
     """What a device's trials share: its shell, facts, state reader and the tool it runs."""
@@ -100,6 +121,7 @@ class DeviceSession:
     work_dir: str = REMOTE_DIR  # this run's own folder for outputs (host.devices.lock.work_dir)
     max_output: int = MAX_OUTPUT_BYTES  # bytes of a trial's output read back (max_output_bytes)
     tool_final: bool = False  # the tool's version line has been read from a run
+    pin: CorePin | None = None  # --cores: benchmark_model runs under taskset
 
     def settle_tool(self, output: str, result: BenchmarkResult | None) -> None:
         """Fill the tool's version from the first run that prints it (the runner line).
@@ -202,6 +224,49 @@ def _parse_samples(text: str) -> list[float] | None:
     return values or None
 
 
+def _ghz(khz: int) -> str:
+    return f"{khz / 1e6:.2f}"
+
+
+def throttling(facts: DeviceFacts, before: DeviceState | None, after: DeviceState) -> tuple[bool | None, str | None]:
+    """Whether a trial ran throttled, judged from the states around it, and why.
+
+    Throttled: a zone at or past its trip point (before or after); a core's cap below its maximum
+    frequency; in fixed-performance mode (caps below the maximum by design) a cap lower after the
+    trial than before. None when the device shows neither trip points nor caps.
+    """
+    reasons: list[str] = []
+    known = False
+    for state in (before, after):
+        for zone, trip in (state.trips_c.items() if state is not None else ()):
+            temp = state.thermal_c.get(zone) if state is not None else None
+            if temp is None:
+                continue
+            known = True
+            if temp >= trip and not any(r.startswith(f"{zone} ") for r in reasons):
+                reasons.append(f"{zone} at {temp:.1f} °C, past its trip point {trip:g} °C")
+    if after.cap_freqs_khz:
+        known = True
+        capped: dict[tuple[int, int], list[int]] = {}
+        for name, cap in after.cap_freqs_khz.items():
+            core = int(name.removeprefix("cpu"))
+            if after.fixed_performance_mode:
+                ceiling = before.cap_freqs_khz.get(name) if before is not None else None
+            else:
+                ceiling = facts.max_freqs_khz[core] if core < len(facts.max_freqs_khz) else None
+            if ceiling and cap < ceiling:
+                capped.setdefault((cap, ceiling), []).append(core)
+        for (cap, ceiling), cores in sorted(capped.items(), key=lambda item: item[1]):
+            cpus = ",".join(f"cpu{c}" for c in cores)
+            if after.fixed_performance_mode:
+                reasons.append(f"{cpus} cap fell from {_ghz(ceiling)} to {_ghz(cap)} GHz during the trial")
+            else:
+                reasons.append(f"{cpus} capped at {_ghz(cap)} of {_ghz(ceiling)} GHz")
+    if not known:
+        return None, None
+    return bool(reasons), "; ".join(reasons) or None
+
+
 def _state(session: DeviceSession) -> DeviceState:
     return session.state.snapshot(session.fixed_performance, timeout=_STATE_TIMEOUT_S)
 
@@ -239,9 +304,13 @@ def run_trial(
     except DeviceError as exc:
         trial.error = f"state before the trial: {exc}"
         return trial
+    if session.pin is not None:
+        trial.state_before = replace(trial.state_before, cpus=session.pin.label)
     output_path = f"{session.work_dir}/{OUTPUT_FILE}"
     samples = f"{session.work_dir}/{SAMPLES_FILE}" if session.samples else None
     argv = benchmark_command(session.tool_command, session.remote_models[model.sha256], params, samples)
+    if session.pin is not None:
+        argv = ["taskset", session.pin.mask, *argv]
     stale = [output_path, *([samples] if samples else [])]  # no leftovers of an earlier trial
     bound = f"ulimit -f {session.max_output // _ULIMIT_BLOCK + 1}"  # the output file, bounded on the device
     line = (f"{command_line(['rm', '-f', *stale])} ; {bound} ; {command_line(argv)} > "
@@ -278,6 +347,9 @@ def run_trial(
         trial.state_after, output, too_large = None, exc.output, True
     except DeviceError:
         trial.state_after = None
+    if trial.state_after is not None:
+        throttled, why = throttling(session.facts, trial.state_before, trial.state_after)
+        trial.state_after = replace(trial.state_after, throttled=throttled, throttle_reason=why)
     trial.raw_output = (output or "") + printed
     if too_large or (result is not None and output is not None and (
             result.returncode == 128 + signal.SIGXFSZ or len(output) > session.max_output)):

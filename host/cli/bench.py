@@ -46,6 +46,7 @@ def bench(
     from host.cli.render.bench import failure_lines, note_lines, outcome_json, summary_table
     from host.cli.render.progress import RichBenchProgress
     from host.devices import adb_client, select_devices
+    from host.devices.discovery import skipped_devices
     from host.report import stdout_console
     from host.store import open_store
 
@@ -56,8 +57,12 @@ def bench(
     files = [model_file(path) for path in models]
     client = adb_client(on_start=lambda message: err.print(message, highlight=False))
     devices = select_devices(client, device)
+    skipped = skipped_devices(client, device)  # stored with the run, so its results say who was left out
+    for serial, problem in skipped.items():
+        err.print(f"skipping {serial}: {problem}", highlight=False, markup=False)
     with open_store(lab.db_url) as store, RichBenchProgress(err) as progress:
-        outcome = run_bench(request, files, devices, store=store, home=lab.home, progress=progress, client=client)
+        outcome = run_bench(request, files, devices, store=store, home=lab.home, progress=progress, client=client,
+                            config={"skipped_devices": skipped} if skipped else None)
     if json_:
         typer.echo(json.dumps(outcome_json(outcome), indent=2))
     else:

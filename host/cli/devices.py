@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,13 +22,16 @@ __all__ = ["register"]
 
 
 def _cores(facts: DeviceFacts) -> str:
+    """``8: cpu0-3 1.79, cpu4-6 2.42, cpu7 2.84 GHz``: the clusters, slowest first."""
+    from host.devices.facts import clusters
+
     if not facts.cores:
         return "—"
-    freqs = Counter(f for f in facts.max_freqs_khz if f)
-    if not freqs:
+    found = clusters(facts)
+    if not found:
         return str(facts.cores)
-    groups = " + ".join(f"{n}×{khz / 1e6:.2f}" for khz, n in sorted(freqs.items()))
-    return f"{facts.cores} ({groups} GHz)"
+    groups = ", ".join(f"cpu{c.cpus} {c.max_freq_khz / 1e6:.2f}" for c in found)
+    return f"{facts.cores}: {groups} GHz"
 
 
 def _table(entries: list[DeviceEntry]) -> Table:
@@ -53,9 +55,17 @@ def _table(entries: list[DeviceEntry]) -> Table:
             escape(", ".join(f.abis) or "—"),
             android,
             _cores(f),
-            "ready",
+            "ready" + "".join(f"\n[yellow]{escape(n)}[/]" for n in e.notes),
         )
     return table
+
+
+def _clusters_json(facts: DeviceFacts | None) -> list[dict[str, object]]:
+    from host.devices.facts import clusters
+
+    if facts is None:
+        return []
+    return [{"cpus": c.cpus, "cores": list(c.cores), "max_freq_khz": c.max_freq_khz} for c in clusters(facts)]
 
 
 def devices(
@@ -67,7 +77,8 @@ def devices(
 ) -> None:
     """List attached devices with their facts; unauthorized or offline ones with what to do.
 
-    Facts: model, SoC, ABIs, Android version, cores with max frequencies, and kind (physical,
+    Facts: model, SoC, ABIs, Android version, cores and their clusters (cores sharing a maximum
+    frequency; the last is what --cores big picks, the first --cores little), and kind (physical,
     emulator, emulated). With --farm: the hosts and devices registered by `lab agent`.
     """
     if farm:
@@ -84,7 +95,8 @@ def devices(
         document = {
             "adb_server": f"{host}:{port}",
             "devices": [
-                {"serial": e.serial, "state": e.state, "ready": e.ready, "problem": e.problem, "facts": to_jsonable(e.facts)}
+                {"serial": e.serial, "state": e.state, "ready": e.ready, "problem": e.problem, "facts": to_jsonable(e.facts),
+                 "clusters": _clusters_json(e.facts), "notes": list(e.notes)}
                 for e in entries
             ],
         }

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import adbutils
 
-from host.devices.facts import read_facts
+from host.devices.facts import read_facts_and_notes
 from host.devices.shell import DeviceShell
 from host.errors import DeviceError, DeviceNotFoundError, NoDeviceError
 from host.records import DeviceFacts
 
-__all__ = ["DeviceEntry", "list_devices", "select_devices", "state_problem"]
+__all__ = ["DeviceEntry", "list_devices", "select_devices", "skipped_devices", "state_problem"]
 
 # adb's device states other than "device", and what the user can do about each.
 _PROBLEMS = {
@@ -43,6 +43,7 @@ class DeviceEntry:
     state: str
     facts: DeviceFacts | None
     problem: str | None
+    notes: tuple[str, ...] = ()  # what to know about its figures (an emulated phone's simulated speed)
 
     @property
     def ready(self) -> bool:
@@ -60,7 +61,8 @@ def _entry(client: adbutils.AdbClient, serial: str, state: str) -> DeviceEntry:
     if state != "device":
         return DeviceEntry(serial, state, None, state_problem(state))
     try:
-        return DeviceEntry(serial, state, read_facts(DeviceShell(client, serial)), None)
+        facts, notes = read_facts_and_notes(DeviceShell(client, serial))
+        return DeviceEntry(serial, state, facts, None, notes)
     except DeviceError as exc:
         return DeviceEntry(serial, state, None, f"facts unreadable: {exc}")
 
@@ -120,3 +122,12 @@ def select_devices(client: adbutils.AdbClient, serials: Sequence[str] | None) ->
         if entry.facts is None:
             raise DeviceNotFoundError(f"device {entry.serial} is {entry.problem}", entry.serial)
     return [entry.facts for entry in entries if entry.facts is not None]
+
+
+def skipped_devices(client: adbutils.AdbClient, serials: Sequence[str] | None) -> dict[str, str]:
+    """The attached devices a command without ``--device`` (nor ``$ANDROID_SERIAL``) passes over,
+    each with what is wrong and what to do (unauthorized, offline…); empty when devices were named,
+    since then a device that is not ready is an error (``select_devices``)."""
+    if serials or os.environ.get("ANDROID_SERIAL"):
+        return {}
+    return {info.serial: state_problem(info.state) or "" for info in _adb_list(client) if info.state != "device"}

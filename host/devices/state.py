@@ -1,8 +1,10 @@
 """A device's state at one moment (temperatures, battery, governors, frequencies), and the
 fixed-performance mode that Android 11+ offers for steadier clocks.
 
-Which files a device has is discovered once per device (``StateReader.discover``); each snapshot
-after that is one shell round trip.
+Which files a device has is discovered once per device (``StateReader.discover``), with the
+zones' trip points (``trip_point_N_temp`` of type passive or hot: where the kernel starts to
+throttle); each snapshot after that is one shell round trip. A snapshot also reads each core's
+``scaling_max_freq``, the cap the thermal framework (or fixed-performance mode) puts on it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ __all__ = ["StateReader", "parse_battery", "millidegrees_to_c", "FIXED_PERFORMAN
 FIXED_PERFORMANCE_MIN_SDK = 30  # `cmd power set-fixed-performance-mode-enabled` exists from Android 11
 _THERMAL_GLOB = "/sys/class/thermal/thermal_zone*"
 _ZONE_RE = re.compile(r"^/sys/class/thermal/thermal_zone\d+$")
+_TRIPS = 3  # trip points read per zone: the first passive one is almost always among them
+_THROTTLING_TRIPS = ("passive", "hot")
 _BATTERY_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?):\s*(.+?)\s*$")
 
 
@@ -65,6 +69,13 @@ def parse_battery(text: str) -> tuple[int | None, float | None, bool | None]:
     return (int(level) if level is not None else None, temp / 10.0 if temp is not None else None, charging)
 
 
+def _zone_name(zone: str, zone_type: str, taken: dict[str, float]) -> str:
+    """A zone's name in the state: its type (``cpu-1-0-usr``), or its folder name without one; a
+    type two zones share gets the folder name added."""
+    name = zone_type.splitlines()[0].strip() if zone_type.strip() else zone.rsplit("/", 1)[1]
+    return name if name not in taken else f"{name}({zone.rsplit('/', 1)[1]})"
+
+
 class StateReader:
     """Snapshots of one device's state; knows which of its files and commands exist."""
 
@@ -76,6 +87,7 @@ class StateReader:
         self._cores: list[int] = []
         self._has_dumpsys = False
         self._discovered = False
+        self.trips_c: dict[str, float] = {}  # zone name -> the lowest trip point where throttling starts
 
     def discover(self, timeout: float = 30.0) -> None:
         """Finds the thermal zones, whether the cores have cpufreq files, and whether ``dumpsys
@@ -89,13 +101,35 @@ class StateReader:
         # A core that is offline now may come back: keep every core when any has cpufreq.
         self._cores = cores if any(g.strip() for g in governors) else []
         self._discovered = True
+        self.trips_c = self._read_trips(timeout) if self._zones else {}
+
+    def _read_trips(self, timeout: float) -> dict[str, float]:
+        """Zone name -> its lowest passive or hot trip point (°C), for the zones that have one."""
+        probes: list[str | list[str]] = []
+        for zone in self._zones:
+            probes.append(["cat", f"{zone}/type"])
+            for n in range(_TRIPS):
+                probes += [["cat", f"{zone}/trip_point_{n}_type"], ["cat", f"{zone}/trip_point_{n}_temp"]]
+        values = run_sections(self.shell, probes, timeout=timeout)
+        trips: dict[str, float] = {}
+        per_zone = 1 + 2 * _TRIPS
+        for i, zone in enumerate(self._zones):
+            chunk = values[i * per_zone:(i + 1) * per_zone]
+            name = _zone_name(zone, chunk[0], trips)
+            found = [millidegrees_to_c(chunk[1 + 2 * n + 1]) for n in range(_TRIPS)
+                     if chunk[1 + 2 * n].strip() in _THROTTLING_TRIPS]
+            temps = [t for t in found if t is not None and t > 0]
+            if temps:
+                trips[name] = min(temps)
+        return trips
 
     def _commands(self) -> list[list[str]]:
         commands: list[list[str]] = []
         for zone in self._zones:
             commands += [["cat", f"{zone}/type"], ["cat", f"{zone}/temp"]]
         for core in self._cores:
-            commands += [["cat", cpu_path(core, "scaling_governor")], ["cat", cpu_path(core, "scaling_cur_freq")]]
+            commands += [["cat", cpu_path(core, "scaling_governor")], ["cat", cpu_path(core, "scaling_cur_freq")],
+                         ["cat", cpu_path(core, "scaling_max_freq")]]
         if self._has_dumpsys:
             commands.append(["dumpsys", "battery"])
         return commands
@@ -133,17 +167,19 @@ class StateReader:
             zone_type, temp = values[2 * i], millidegrees_to_c(values[2 * i + 1])
             if temp is None:
                 continue
-            name = zone_type.splitlines()[0].strip() if zone_type.strip() else zone.rsplit("/", 1)[1]
-            thermal[name if name not in thermal else f"{name}({zone.rsplit('/', 1)[1]})"] = temp
+            thermal[_zone_name(zone, zone_type, thermal)] = temp
         offset = 2 * len(self._zones)
         governors: dict[str, str] = {}
         freqs: dict[str, int] = {}
+        caps: dict[str, int] = {}
         for i, core in enumerate(self._cores):
-            governor, freq = values[offset + 2 * i].strip(), values[offset + 2 * i + 1].strip()
+            governor, freq, cap = (values[offset + 3 * i + k].strip() for k in range(3))
             if governor and " " not in governor:
                 governors[f"cpu{core}"] = governor
             if freq.isdigit():
                 freqs[f"cpu{core}"] = int(freq)
+            if cap.isdigit():
+                caps[f"cpu{core}"] = int(cap)
         level = battery_temp = charging = None
         if self._has_dumpsys:
             level, battery_temp, charging = parse_battery(values[-1])
@@ -156,6 +192,8 @@ class StateReader:
             governors=governors,
             cur_freqs_khz=freqs,
             fixed_performance_mode=fixed_performance_mode,
+            cap_freqs_khz=caps,
+            trips_c=dict(self.trips_c),
         )
 
     def set_fixed_performance(self, enabled: bool, timeout: float = 30.0) -> bool | None:
