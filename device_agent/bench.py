@@ -19,6 +19,9 @@ Differences, all additive:
   prints one more line, the guest instructions per inference that the lab's QEMU plugin counted
   (``Instructions per inference (emulated, qemu-user neoverse-n1): first=… min=… median=…
   count=…``), or why they are unavailable; the times are measured as without it.
+- ``--xnnpack_force_fp16=true`` runs the model through LiteRT's CompiledModel API, the only one
+  that passes XNNPACK's flags (see ``device_agent.model``); the ``Runner:`` line says so, because
+  that API's own per-invoke work differs from the Interpreter's;
 - ``--enable_op_profiling=true``: LiteRT's Python API has no op profiler, so the runner says so in
   one line and the run goes on; under the lab's QEMU plugin it prints per-kernel instruction counts
   instead (``Instructions per kernel (…)``: the functions of LiteRT's native library, and any other
@@ -40,7 +43,7 @@ from typing import TextIO
 from device_agent.counting import Counting, KernelCounting, counting_requested
 from device_agent.failure import BenchmarkFailed
 from device_agent.flags import HELP_ARGS, BenchFlags, ParsedArgs, param_lines, parse_flags, usage, validate
-from device_agent.model import litert_version, load_model, set_inputs, write_outputs
+from device_agent.model import XNNPACK_FORCE_FP16_FLAGS, litert_version, load_model, set_inputs, write_outputs
 from device_agent.output import (
     FAILED,
     MEMORY_NOTE,
@@ -173,7 +176,8 @@ def _measure_loaded(
         for line in kernels.lines(block_counts, len(samples)):
             log.info(line)
     log.info(format_timer_overhead(overhead_us))
-    log.info(format_runner(f"lab device_agent (LiteRT {litert_version()})"))
+    api = f", CompiledModel API, XNNPACK flags {XNNPACK_FORCE_FP16_FLAGS:#x}" if flags.xnnpack_force_fp16 else ""
+    log.info(format_runner(f"lab device_agent (LiteRT {litert_version()}{api})"))
 
 
 def _value(value: float | None) -> float:

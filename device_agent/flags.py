@@ -35,6 +35,7 @@ class BenchFlags:
     warmup_min_secs: float = 0.5
     run_delay: float = -1.0
     use_xnnpack: bool = True
+    xnnpack_force_fp16: bool = False
     report_peak_memory_footprint: bool = False
     samples_file: str = ""
     count_instructions: bool = False  # parse_flags's default is true under the lab's QEMU emulation
@@ -55,6 +56,9 @@ _HELP = {
     "warmup_min_secs": "minimum seconds of warm-up runs",
     "run_delay": "seconds to sleep between runs (<= 0: none)",
     "use_xnnpack": "apply the XNNPACK delegate (true/false/1/0)",
+    "xnnpack_force_fp16": "XNNPACK computes float operators in float16 (TFLITE_XNNPACK_DELEGATE_FLAG_FORCE_FP16; "
+                          "by default it unpacks float16 weights to float32); fails where the CPU has no fp16 "
+                          "arithmetic",
     "report_peak_memory_footprint": "also print the peak memory footprint (true/false/1/0)",
     "samples_file": "write every measured per-invoke time (us), one a line, to this file",
     "count_instructions": "print guest instructions per inference (the lab's QEMU plugin; default true under it)",
@@ -68,6 +72,7 @@ _HELP = {
 
 # benchmark_model's names for the parameters it lists when they are set on the command line.
 _PARAM_TITLES = {
+    "xnnpack_force_fp16": "xnnpack_force_fp16",  # benchmark_model's own title for it
     "num_runs": "Min num runs",
     "min_secs": "Min runs duration (seconds)",
     "max_secs": "Max runs duration (seconds)",
@@ -151,7 +156,9 @@ def validate(flags: BenchFlags) -> None:
 
     Raises:
         BenchmarkFailed: no ``--graph``, a thread count of 0 or below -1, a negative run count or
-            duration, ``--num_runs=0`` with ``--min_secs=0``, or input layer flags that do not agree.
+            duration, ``--num_runs=0`` with ``--min_secs=0``, input layer flags that do not agree, or
+            ``--xnnpack_force_fp16=true`` with ``--use_xnnpack=false`` (benchmark_model ignores it
+            then; the runner refuses, so a float32 run is never taken for a float16 one).
     """
     if not flags.graph:
         raise BenchmarkFailed("Please specify the name of your TF Lite input file with --graph")
@@ -162,6 +169,8 @@ def validate(flags: BenchFlags) -> None:
             raise BenchmarkFailed(f"Invalid --{name}={getattr(flags, name)}: it must not be negative")
     if flags.num_runs == 0 and flags.min_secs == 0:
         raise BenchmarkFailed("--num_runs=0 with --min_secs=0 measures nothing: raise one of them")
+    if flags.xnnpack_force_fp16 and not flags.use_xnnpack:
+        raise BenchmarkFailed("--xnnpack_force_fp16=true needs --use_xnnpack=true: without XNNPACK nothing runs in fp16")
     input_layers(flags)
 
 
@@ -249,6 +258,7 @@ def param_lines(parsed: ParsedArgs) -> list[str]:
         f"Graph: [{f.graph}]",
         f"#threads used for CPU inference: [{f.num_threads}]",
         f"Use xnnpack: [{shown('use_xnnpack')}]",
+        *given("xnnpack_force_fp16"),
         *given("input_layer", "input_layer_shape", "input_layer_value_files"),
         *given("report_peak_memory_footprint", "samples_file", "count_instructions", "enable_op_profiling"),
         *given("output_filepath"),
