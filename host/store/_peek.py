@@ -5,12 +5,14 @@
 could not change what the command prints: an existing file at a schema revision this code has a
 migration script for (``migrations/alembic.ini`` names scripts ``<revision>_<slug>.py``), read
 without error, with an empty ``run`` table. Everything else — other databases, a missing file
-(``open_store`` creates it), a revision from a newer lab (refused), any SQLite error (reported
-with what to do) — is left to ``open_store``: the answer is False.
+(``open_store`` creates it), a file this process may not write, a revision from a newer lab
+(refused), any SQLite error (reported with what to do) — is left to ``open_store``: the answer is
+False.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -36,7 +38,8 @@ def _sqlite_file(url: str) -> Path | None:
 def sqlite_store_is_empty(url: str) -> bool:
     """True when ``url`` names an existing SQLite store, at a schema revision this code knows, with no runs."""
     path = _sqlite_file(url)
-    if path is None or not path.is_file():
+    # open_store takes the write lock to check the schema: a read-only file is its error to report
+    if path is None or not path.is_file() or not os.access(path, os.W_OK):
         return False
     try:
         # mode=rw: never create the file; only SELECTs run, in autocommit

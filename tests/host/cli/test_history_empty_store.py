@@ -109,6 +109,27 @@ def test_only_plain_sqlite_file_urls_that_exist_are_read(tmp_path: Path) -> None
     assert not missing.exists()
 
 
+def test_a_file_this_process_may_not_write_goes_through_open_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """open_store reports a read-only store (it takes the write lock); root may write anything, so pretend."""
+    url = _empty_store(tmp_path / "lab.db")
+    monkeypatch.setattr("host.store._peek.os.access", lambda _path, _mode: False)
+    assert not sqlite_store_is_empty(url)
+
+
+def test_migration_scripts_are_named_by_their_revision() -> None:
+    """sqlite_store_is_empty knows a revision by its script's file name (alembic.ini's file_template)."""
+    from alembic.script import ScriptDirectory
+
+    from host.store._migrate import alembic_config
+
+    scripts = list(ScriptDirectory.from_config(alembic_config()).walk_revisions())
+    assert scripts
+    for script in scripts:
+        assert script.path is not None and Path(script.path).name.startswith(f"{script.revision}_"), script.path
+
+
 def test_a_missing_store_is_still_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As before: the first `lab history` creates the store, then says it is empty."""
     monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
