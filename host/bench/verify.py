@@ -22,6 +22,7 @@ is reported beside, as information: pruning and quantization move some predictio
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from host.bench.trial import OP_PROFILING_FLAG, DeviceSession, benchmark_command, failure_reason
 from host.devices.shell import command_line
+from host.devices.errors import DeviceGoneError
 from host.errors import DeviceError, LabError
 from host.records import CheckStatus, ModelFile, OutputCheck, TrialParams
 
@@ -55,7 +57,7 @@ __all__ = [
     "build_references",
 ]
 
-INPUT_FILE = "verify_input_{index}.bin"
+INPUT_FILE = "verify_input_{digest}.bin"  # named by content: variants sharing inputs push them once
 OUTPUT_FILE = "verify_output.bin"
 _NEAR_TIE_STEPS = 2  # int8 steps of the output's range within which two classes are a tie
 _ULIMIT_BLOCK = 512  # the unit of mksh's `ulimit -f`
@@ -288,7 +290,7 @@ def _argv(session: DeviceSession, model: ModelFile, params: TrialParams, referen
     argv = [a for a in argv if a != "--report_peak_memory_footprint=true"]
     names = [spec.name for spec in reference.io.inputs]
     shapes = [",".join(str(d) for d in values.shape) for values in reference.inputs]
-    files = [f"{name.replace(':', '::')}:{INPUT_FILE.format(index=i)}" for i, name in enumerate(names)]
+    files = [f"{name.replace(':', '::')}:{_input_file(values)}" for name, values in zip(names, reference.inputs)]
     return [
         *argv,
         f"--input_layer={','.join(names)}",
@@ -305,14 +307,26 @@ def _failed(check: OutputCheck, error: str, started: float) -> OutputCheck:
     return check
 
 
+def _input_file(values: np.ndarray) -> str:
+    import numpy as np
+
+    digest = hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()[:16]
+    return INPUT_FILE.format(digest=digest)
+
+
 def check_on_device(
-    session: DeviceSession, model: ModelFile, params: TrialParams, reference: Reference | str, scratch: Path
+    session: DeviceSession,
+    model: ModelFile,
+    params: TrialParams,
+    reference: Reference | str,
+    scratch: Path,
+    pushed: set[str] | None = None,
 ) -> OutputCheck:
     """Runs ``model`` on the reference's inputs on the device and compares — never raises for a
     device, tool or file failure: the check is then ``failed`` with the reason.
 
-    The input files are written under ``scratch`` on the host, pushed to the run's work folder,
-    and the tool runs there with relative paths: ``name:path`` items cannot carry a path with a
+    The input files are written under ``scratch`` on the host, pushed to the run's work folder
+    (unless named in ``pushed``, which records them), and the tool runs there with relative paths: ``name:path`` items cannot carry a path with a
     ``:`` in it on every tool. The output file is bounded on the device (``ulimit -f``) like a
     trial's output.
     """
@@ -341,10 +355,14 @@ def check_on_device(
         return _failed(check, f"input {bad[0]!r} has a ',' in its name: benchmark_model cannot be given its values", started)
     work = session.work_dir
     try:
-        for i, values in enumerate(ref.inputs):
-            local = scratch / INPUT_FILE.format(index=i)
-            local.write_bytes(np.ascontiguousarray(values).tobytes())
-            session.shell.push(local, f"{work}/{INPUT_FILE.format(index=i)}", 0o644)
+        pushed = set() if pushed is None else pushed
+        for values in ref.inputs:
+            name = _input_file(values)
+            if name not in pushed:
+                local = scratch / name
+                local.write_bytes(np.ascontiguousarray(values).tobytes())
+                session.shell.push(local, f"{work}/{name}", 0o644)
+                pushed.add(name)
         argv = _argv(session, model, params, ref)
         expected = sum(o.nbytes for o in ref.outputs)
         bound = f"ulimit -f {max(expected, session.max_output) // _ULIMIT_BLOCK + 1}"
@@ -382,11 +400,17 @@ def check_on_device(
 
 
 def _read_output(session: DeviceSession, remote: str) -> bytes | None:
-    """The output file's bytes, or None when the tool did not write it."""
-    listing = session.shell.run(["ls", remote], timeout=30.0)
-    if listing.returncode != 0:
+    """The output file's bytes, or None when the tool did not write it.
+
+    Raises:
+        DeviceGoneError: the device stopped answering.
+    """
+    try:
+        return session.shell.read_file(remote)
+    except DeviceGoneError:
+        raise
+    except DeviceError:
         return None
-    return session.shell.read_file(remote)
 
 
 def check_all(
@@ -399,9 +423,10 @@ def check_all(
     """The check of every model with at least one measured trial (``measured``: sha256s) on this
     device; a model whose every trial failed is not checked (its trials say why)."""
     checks = []
+    pushed: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="lab-verify-") as scratch:
         for model in models:
             if model.sha256 in measured:
                 reference = references.get(model.sha256, "not prepared")
-                checks.append(check_on_device(session, model, params, reference, Path(scratch)))
+                checks.append(check_on_device(session, model, params, reference, Path(scratch), pushed))
     return checks
