@@ -13,8 +13,10 @@ independent of their run: ``ratio_ci`` then resamples runs first.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -76,9 +78,55 @@ def clean(values: Iterable[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
 
-def _bootstrap_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    idx = rng.integers(0, values.size, size=(n_boot, values.size))
-    return np.median(values[idx], axis=1)
+_CACHED_SIZE = 32  # samples up to this many values have their resampling indices kept (64 sets at most)
+
+
+def _draw_indices(seed: int, n_boot: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The indices ``default_rng(seed)`` draws to resample samples of ``sizes``, one after the other."""
+    rng = np.random.default_rng(seed)
+    return tuple(rng.integers(0, size, size=(n_boot, size)) for size in sizes)
+
+
+@lru_cache(maxsize=64)
+def _kept_indices(seed: int, n_boot: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    drawn = _draw_indices(seed, n_boot, sizes)
+    for indices in drawn:
+        indices.setflags(write=False)  # shared by every later call
+    return drawn
+
+
+def _resample_indices(seed: int, n_boot: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """``_draw_indices``, drawn once per seed and sizes when the samples are small: they depend on
+    nothing else, and the gate and the results site bootstrap many samples of a few trials each
+    with the same seed."""
+    if max(sizes) <= _CACHED_SIZE:
+        return _kept_indices(seed, n_boot, sizes)
+    return _draw_indices(seed, n_boot, sizes)
+
+
+_NETWORK_MAX = 6  # samples up to this size get their bootstrap medians from a sorting network
+
+
+def _bootstrap_medians(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``np.median(values[indices], axis=1)`` bit for bit: each resample's middle value, or the mean
+    of its middle two.
+
+    numpy's median (and sorting rows) pays per row, which on n_boot rows of a few trials is most of
+    a bootstrap; for samples up to ``_NETWORK_MAX`` values a sorting network orders the resamples'
+    columns instead (min and max select values, so the order statistics are exact).
+    """
+    n = values.size
+    mid = n // 2
+    if n > _NETWORK_MAX:
+        draws = values[indices]
+        draws.sort(axis=1)
+        return draws[:, mid] if n % 2 else (draws[:, mid - 1] + draws[:, mid]) / 2.0
+    columns = [values[column] for column in indices.T]
+    for last in range(n - 1, 0, -1):  # bubble network: after each pass the largest left is at ``last``
+        for j in range(last):
+            low, high = columns[j], columns[j + 1]
+            columns[j], columns[j + 1] = np.minimum(low, high), np.maximum(low, high)
+    return columns[mid] if n % 2 else (columns[mid - 1] + columns[mid]) / 2.0
 
 
 def _bootstrap_grouped_medians(groups: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -91,10 +139,27 @@ def _bootstrap_grouped_medians(groups: list[np.ndarray], n_boot: int, rng: np.ra
     return draws
 
 
+def _quantile(ordered: np.ndarray, q: float) -> float:
+    """``np.quantile(draws, q)`` bit for bit (numpy's default "linear" method: (n - 1) * q, then
+    numpy's own interpolation), on the draws with the order statistics it reads in place."""
+    virtual = (ordered.size - 1) * q
+    if virtual >= ordered.size - 1:
+        return float(ordered[-1])
+    below = math.floor(virtual)
+    a, b = float(ordered[below]), float(ordered[below + 1])
+    t = virtual - below
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+
+
 def _interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
+    """``np.quantile(draws, [tail, 1 - tail])`` bit for bit; only the four order statistics it
+    interpolates between are put in place (a partition, not a sort)."""
     tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(draws, [tail, 1.0 - tail])
-    return float(low), float(high)
+    last = draws.size - 1
+    around = sorted({min(k, last) for q in (tail, 1.0 - tail) for k in (math.floor(last * q), math.floor(last * q) + 1)})
+    ordered = np.partition(draws, around)
+    return _quantile(ordered, tail), _quantile(ordered, 1.0 - tail)
 
 
 def _check_confidence(confidence: float, n_boot: int) -> None:
@@ -114,13 +179,15 @@ def median_ci(
     the sample's own extremes, so read it as "where the trials fell", not as a guarantee.
     """
     _check_confidence(confidence, n_boot)
-    data = np.asarray(clean(values), dtype=float)
-    if data.size == 0:
+    kept = clean(values)
+    if not kept:
         return None
-    point = float(np.median(data))
+    data = np.asarray(kept, dtype=float)
+    point = statistics.median(kept)  # np.median's value: the middle one, or the mean of the middle two
     if data.size == 1:
         return Estimate(point, point, point)
-    low, high = _interval(_bootstrap_medians(data, n_boot, np.random.default_rng(seed)), confidence)
+    (indices,) = _resample_indices(seed, n_boot, (data.size,))
+    low, high = _interval(_bootstrap_medians(data, indices), confidence)
     return Estimate(point, low, high)
 
 
@@ -143,26 +210,31 @@ def ratio_ci(
     """
     _check_confidence(confidence, n_boot)
     pairs = [(v, r) for v, r in zip(baseline, baseline_runs or [0] * len(baseline)) if clean([v])]
-    base = np.asarray([float(v) for v, _ in pairs], dtype=float)
-    oth = np.asarray(clean(other), dtype=float)
-    if base.size == 0 or oth.size == 0:
+    base_values, other_values = [float(v) for v, _ in pairs], clean(other)
+    if not base_values or not other_values:
         return None
-    base_median = float(np.median(base))
+    base_median = statistics.median(base_values)  # as np.median
     if base_median <= 0.0:
         return None
-    point = float(np.median(oth)) / base_median
-    rng = np.random.default_rng(seed)
+    point = statistics.median(other_values) / base_median
+    base, oth = np.asarray(base_values), np.asarray(other_values)
     runs = sorted({r for _, r in pairs})
     if len(runs) > 1:
+        rng = np.random.default_rng(seed)
         groups = [np.asarray([float(v) for v, r in pairs if r == run]) for run in runs]
         base_draws = _bootstrap_grouped_medians(groups, n_boot, rng)
+        other_draws = _bootstrap_medians(oth, rng.integers(0, oth.size, size=(n_boot, oth.size)))
     else:
-        base_draws = _bootstrap_medians(base, n_boot, rng)
-    other_draws = _bootstrap_medians(oth, n_boot, rng)
+        base_indices, other_indices = _resample_indices(seed, n_boot, (base.size, oth.size))
+        base_draws, other_draws = _bootstrap_medians(base, base_indices), _bootstrap_medians(oth, other_indices)
     usable = base_draws > 0.0
-    if not usable.any():
+    if usable.all():
+        ratios = other_draws / base_draws
+    elif usable.any():
+        ratios = other_draws[usable] / base_draws[usable]
+    else:
         return Estimate(point, point, point)
-    low, high = _interval(other_draws[usable] / base_draws[usable], confidence)
+    low, high = _interval(ratios, confidence)
     return Estimate(point, min(low, point), max(high, point))
 
 

@@ -180,6 +180,48 @@ def test_compare_false_alarm_rate_on_identical_distributions_is_small() -> None:
     assert alarms / 300 <= 0.02
 
 
+_TAILS = [(1.0 - 0.95) / 2.0, 1.0 - (1.0 - 0.95) / 2.0]  # as the first bootstrap spelled them
+
+
+def _reference_ratio_ci(
+    base: list[float], other: list[float], n_boot: int, seed: int, runs: list[int] | None = None
+) -> tuple[float, float]:
+    """The bootstrap as first written with numpy's median and quantile: the fast one must equal it."""
+    rng = np.random.default_rng(seed)
+    b, o = np.asarray(base), np.asarray(other)
+    if runs is not None:  # two levels: runs, then trials within each
+        groups = [b[np.asarray(runs) == run] for run in sorted(set(runs))]
+        base_draws = np.empty(n_boot)
+        for i in range(n_boot):
+            chosen = rng.integers(0, len(groups), size=len(groups))
+            base_draws[i] = np.median(np.concatenate([groups[k][rng.integers(0, groups[k].size, size=groups[k].size)] for k in chosen]))
+    else:
+        base_draws = np.median(b[rng.integers(0, b.size, size=(n_boot, b.size))], axis=1)
+    other_draws = np.median(o[rng.integers(0, o.size, size=(n_boot, o.size))], axis=1)
+    low, high = np.quantile(other_draws / base_draws, _TAILS)
+    point = float(np.median(o)) / float(np.median(b))
+    return min(float(low), point), max(float(high), point)
+
+
+def test_bootstrap_cis_equal_numpys_median_and_quantile_bit_for_bit() -> None:
+    rng = np.random.default_rng(7)
+    for i in range(300):
+        n1, n2 = (int(n) for n in rng.integers(1, 41, size=2))
+        base = rng.lognormal(4.6, 0.1, n1).round(int(rng.integers(0, 4))).tolist()  # ties too
+        other = rng.lognormal(4.7, 0.1, n2).tolist()
+        n_boot, seed = int(rng.choice([10, 999, 2000])), i % 3
+        ratio = ratio_ci(base, other, n_boot=n_boot, seed=seed)
+        assert ratio is not None and (ratio.low, ratio.high) == _reference_ratio_ci(base, other, n_boot, seed)
+        if i % 10 == 0 and n1 > 1 and n_boot < 2000:
+            runs = [k % 3 for k in range(n1)]
+            pooled = ratio_ci(base, other, n_boot=n_boot, seed=seed, baseline_runs=runs)
+            assert pooled is not None and (pooled.low, pooled.high) == _reference_ratio_ci(base, other, n_boot, seed, runs)
+        median = median_ci(other, n_boot=n_boot, seed=seed)
+        draws = np.median(np.asarray(other)[np.random.default_rng(seed).integers(0, n2, size=(n_boot, n2))], axis=1)
+        expected = np.quantile(draws, _TAILS) if n2 > 1 else [other[0], other[0]]
+        assert median is not None and (median.low, median.high) == (float(expected[0]), float(expected[1]))
+
+
 def test_trimmed_t_on_logs_matches_scipy_and_handles_the_edges() -> None:
     a, b = [100.0, 101.0, 99.5, 100.4, 100.9], [104.0, 105.2, 103.9, 104.8, 104.1]
     expected = scipy_stats.ttest_ind(np.log(a), np.log(b), equal_var=False, trim=0.2).pvalue
