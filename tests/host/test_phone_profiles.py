@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
 from device_agent.emulator.auth import encode_public_key
-from device_agent.profiles import load_profile
+from device_agent.profiles import PROFILE_DIR, load_profile
 from host.bench import BenchOutcome, model_file, run_bench
 from host.cli.devices import _cores as cores_cell
 from host.cli.main import app
@@ -302,3 +302,21 @@ def test_unauthorized_and_offline_devices_are_listed_and_skipped(adb_server: Any
     assert config["devices"] == [ready.serial]
     assert set(config["skipped_devices"]) == {locked.serial, hung.serial}
     assert config["skipped_devices"][hung.serial].startswith("offline:")
+
+
+def test_an_old_toolbox_shell_without_nproc_or_taskset(adb_server: Any, emulated_device_factory: Callable[..., Any],
+                                                       tmp_path: Path) -> None:
+    # The v7a phone's data, as if it ran Android 5's toolbox: neither nproc nor taskset.
+    data = json.loads((PROFILE_DIR / "galaxy_j2_core.json").read_text())
+    data.update(name="toolbox_phone", shell="toolbox", commands=["cmd", "dumpsys"])
+    data["props"].update({"ro.build.version.sdk": "22", "ro.build.version.release": "5.1.1"})
+    path = tmp_path / "toolbox_phone.json"
+    path.write_text(json.dumps(data))
+    device = emulated_device_factory(extra_args=("--profile", str(path)))
+    assert "nproc: inaccessible or not found" in adb_server.run("-s", device.serial, "shell", "nproc").stderr
+    facts, _ = read_facts_and_notes(DeviceShell(adb_server.client, device.serial))
+    assert facts.cores == 4 and facts.sdk == 22  # counted from /sys/devices/system/cpu/possible
+    out = bench(adb_server, tmp_path, device.serial, trials=1, cores="big")
+    assert out.trials[0].status == "failed"
+    assert out.trials[0].error.startswith("--cores needs taskset on the device (toybox, Android 6+), and "
+                                          "`taskset f true` failed (exit 127)")
