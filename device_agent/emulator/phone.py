@@ -297,8 +297,9 @@ class Phone:
             return self._battery(), 0
         if service == "thermalservice":
             return self._thermalservice(), 0
-        return (f"POWER MANAGER (dumpsys power)\n\nPower Manager State:\n  mFixedPerformanceModeEnabled="
-                f"{str(self.fixed_performance).lower()}\n"), 0
+        # Not Android's dump (whose fields this profile does not record): the lab's own line, labelled.
+        return (f"POWER MANAGER (dumpsys power)\n  lab emulated phone: fixed-performance mode "
+                f"{'on' if self.fixed_performance else 'off'}\n"), 0
 
     def _battery(self) -> str:
         b = self.profile.battery

@@ -111,7 +111,7 @@ def test_fixed_performance_mode_only_from_android_11(tmp_path: Path) -> None:
     prime = "/sys/devices/system/cpu/cpu7/cpufreq"
     assert int(pixel.out(f"cat {prime}/scaling_max_freq")) == 1612800  # pinned
     assert int(pixel.out(f"cat {prime}/scaling_cur_freq")) == 1612800
-    assert "mFixedPerformanceModeEnabled=true" in pixel.out("dumpsys power")
+    assert "lab emulated phone: fixed-performance mode on" in pixel.out("dumpsys power")
     assert pixel("cmd power set-fixed-performance-mode-enabled false")[0] == 0
     assert int(pixel.out(f"cat {prime}/scaling_max_freq")) == 2841600
     assert pixel("cmd power set-fixed-performance-mode-enabled maybe")[0] == 255

@@ -56,10 +56,10 @@ def phone(factory: Callable[..., Any], name: str, *extra: str) -> Any:
 
 
 def bench(adb_server: Any, tmp_path: Path, serial: str, *, params: TrialParams = QUICK, trials: int = 2,
-          progress: Recorder | None = None, **kwargs: Any) -> BenchOutcome:
+          progress: Recorder | None = None, model: Path = MODELS / "conv.tflite", **kwargs: Any) -> BenchOutcome:
     request = BenchRequest(params=params, trials=trials, **kwargs)
     with open_store(f"sqlite:///{tmp_path / 'lab.db'}") as store:
-        return run_bench(request, [model_file(MODELS / "conv.tflite")], select_devices(adb_server.client, [serial]),
+        return run_bench(request, [model_file(model)], select_devices(adb_server.client, [serial]),
                          store=store, home=tmp_path / "home", progress=progress, client=adb_server.client)
 
 
@@ -163,8 +163,15 @@ def test_fixed_performance_mode_is_on_for_the_trials_and_off_after(adb_server: A
         assert trial.state_after is not None and trial.state_after.throttled is False
     assert fixed_performance_switches(device) == ["on", "off"]
     assert any(n.startswith("fixed-performance mode on") for n in recorder.notes)
-    power = device.device.shell("dumpsys power")
-    assert "mFixedPerformanceModeEnabled=false" in power
+    assert "lab emulated phone: fixed-performance mode off" in device.device.shell("dumpsys power")
+
+
+def test_fixed_performance_mode_is_off_after_a_failed_trial(adb_server: Any, emulated_device_factory: Callable[..., Any],
+                                                            tmp_path: Path) -> None:
+    device = phone(emulated_device_factory, "pixel4")
+    out = bench(adb_server, tmp_path, device.serial, trials=1, model=MODELS / "flex.tflite")  # the runtime rejects it
+    assert out.trials[0].status == "failed"
+    assert fixed_performance_switches(device) == ["on", "off"]
 
 
 def test_fixed_performance_mode_is_off_after_a_trial_that_timed_out(adb_server: Any,
