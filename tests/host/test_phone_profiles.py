@@ -105,9 +105,10 @@ def test_pixel4_clusters_in_lab_devices(adb_server: Any, emulated_device_factory
     assert table.exit_code == 0 and "cpu7" in table.stdout and "sleep padding" in table.stdout
 
 
+@pytest.mark.parametrize("name", ["pixel4", "galaxy_a50", "galaxy_j2_core"])
 def test_max_temp_waits_and_records_the_wait(adb_server: Any, emulated_device_factory: Callable[..., Any],
-                                             tmp_path: Path) -> None:
-    device = phone(emulated_device_factory, "pixel4", "--thermal-speed", "20", "--initial-temp", "80")
+                                             tmp_path: Path, name: str) -> None:
+    device = phone(emulated_device_factory, name, "--thermal-speed", "20", "--initial-temp", "80")
     recorder = Recorder()
     out = bench(adb_server, tmp_path, device.serial, trials=1, progress=recorder, max_temp_c=45.0, max_temp_wait_s=60.0)
     (trial,) = out.trials
