@@ -199,17 +199,25 @@ def _result_from_row(m: SqlMeasurement) -> BenchmarkResult | None:
 
 def _model(m: SqlMeasurement) -> ModelFile:
     """The trial's model: its artifact, under the file name this trial benchmarked."""
-    model = m.artifact.to_entity()
-    return dataclasses.replace(model, name=m.model_name) if m.model_name and m.model_name != model.name else model
+    return _named(m.artifact.to_entity(), m.model_name)
+
+
+def _named(model: ModelFile, name: str | None) -> ModelFile:
+    return dataclasses.replace(model, name=name) if name and name != model.name else model
 
 
 def trial_from_row(m: SqlMeasurement) -> Trial:
+    return _trial(m, m.device.to_entity(), _model(m), m.tool.to_entity() if m.tool else None, m.sample)
+
+
+def _trial(m: Any, device: DeviceFacts, model: ModelFile, tool: ToolInfo | None, sample: Any) -> Trial:
+    """A trial from a measurement (an ORM row, or a Core row: the same column names) and its relations."""
     try:
         return Trial(
             run_id=m.run_id,
-            device=m.device.to_entity(),
-            model=_model(m),
-            tool=m.tool.to_entity() if m.tool else None,
+            device=device,
+            model=model,
+            tool=tool,
             params=TrialParams(
                 threads=m.threads,
                 runs=m.num_runs,
@@ -227,13 +235,18 @@ def trial_from_row(m: SqlMeasurement) -> Trial:
             error=m.error,
             raw_output=m.raw_output,
             result=_result_from_row(m),
-            samples_us=unpack_samples(m.sample.data, m.sample.encoding) if m.sample else None,
+            samples_us=unpack_samples(sample.data, sample.encoding) if sample else None,
             state_before=from_jsonable(DeviceState, m.state_before) if m.state_before else None,
             state_after=from_jsonable(DeviceState, m.state_after) if m.state_after else None,
             command=m.command,
         )
     except DecodeError as exc:
         raise StoreError(f"measurement {m.id} cannot be read back: {exc}") from exc
+
+
+def _by_id(s: Session, model: Any, ids: set[int]) -> list[Any]:
+    """The ``model`` rows with these ids, in ``IN`` lists every backend accepts."""
+    return [row for part in chunks(sorted(ids)) for row in s.scalars(select(model).where(model.id.in_(part)))]
 
 
 class TrialQueries(StoreCore):
@@ -419,23 +432,31 @@ class TrialQueries(StoreCore):
     def load_trials_of_runs(self, run_ids: Sequence[int]) -> dict[int, list[Trial]]:
         """Every trial of each run of ``run_ids`` (in saving order), in a few queries for all of them:
         for callers that read many runs at once (the results site). A run without trials, or an
-        unknown id, has no entry."""
+        unknown id, has no entry.
+
+        Reads plain rows rather than ORM objects, and makes each device, model file and tool once:
+        the ORM's per-object bookkeeping costs more than the rows themselves at thousands of trials.
+        """
         found: dict[int, list[Trial]] = {}
         with self._sessions.session() as s:
             for part in chunks(list(run_ids)):
-                rows = s.scalars(
-                    select(SqlMeasurement)
-                    .where(SqlMeasurement.run_id.in_(part))
-                    .order_by(SqlMeasurement.id)
-                    .options(
-                        selectinload(SqlMeasurement.device),
-                        selectinload(SqlMeasurement.artifact),
-                        selectinload(SqlMeasurement.tool),
-                        selectinload(SqlMeasurement.sample),
-                    )
+                rows = s.execute(
+                    select(SqlMeasurement.__table__).where(SqlMeasurement.run_id.in_(part)).order_by(SqlMeasurement.id)
                 ).all()
+                devices = {d.id: d.to_entity() for d in _by_id(s, SqlDevice, {r.device_id for r in rows})}
+                artifacts = {a.id: a.to_entity() for a in _by_id(s, SqlArtifact, {r.artifact_id for r in rows})}
+                tools = {t.id: t.to_entity() for t in _by_id(s, SqlTool, {r.tool_id for r in rows if r.tool_id is not None})}
+                samples: dict[int, Any] = {}
+                for ids in chunks([r.id for r in rows]):
+                    samples.update(
+                        (sample.measurement_id, sample)
+                        for sample in s.execute(select(SqlSample.__table__).where(SqlSample.measurement_id.in_(ids)))
+                    )
                 for m in rows:
-                    found.setdefault(m.run_id, []).append(trial_from_row(m))
+                    model = _named(artifacts[m.artifact_id], m.model_name)
+                    tool = tools[m.tool_id] if m.tool_id is not None else None
+                    trial = _trial(m, devices[m.device_id], model, tool, samples.get(m.id))
+                    found.setdefault(m.run_id, []).append(trial)
         return found
 
     def count_measurements(self) -> int:
