@@ -103,14 +103,21 @@ def prepare_session(
     session.fixed_performance = state.set_fixed_performance(True)
     if session.fixed_performance:
         note("fixed-performance mode on for the run (off again when it ends)")
-    elif facts.kind != "emulated" or facts.sdk is not None and facts.sdk < FIXED_PERFORMANCE_MIN_SDK:
-        note(_no_fixed_performance(facts))
+    else:
+        why = _no_fixed_performance(facts, state.fixed_performance_refusal)
+        if why is not None:
+            note(why)
     return session
 
 
-def _no_fixed_performance(facts: DeviceFacts) -> str:
-    """Why the clocks are left to the governor on this device."""
+def _no_fixed_performance(facts: DeviceFacts, refusal: str | None) -> str | None:
+    """Why the clocks are left to the governor on this device; None for the lab's plain emulated
+    device, which has no ``cmd`` and no clocks of its own to hold."""
     if facts.sdk is not None and facts.sdk < FIXED_PERFORMANCE_MIN_SDK:
         return (f"fixed-performance mode skipped: Android {facts.release or '?'} (SDK {facts.sdk}) predates it "
                 f"(SDK {FIXED_PERFORMANCE_MIN_SDK}+); clocks follow the governor, so watch for throttled trials")
-    return "fixed-performance mode unavailable (`cmd power` refused it); clocks follow the governor"
+    if refusal is not None:
+        return f"fixed-performance mode unavailable (`cmd power` answered: {refusal}); clocks follow the governor"
+    if facts.kind == "emulated":
+        return None
+    return "fixed-performance mode unavailable (no `cmd` on the device); clocks follow the governor"

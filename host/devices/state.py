@@ -20,6 +20,7 @@ from host.records import DeviceFacts, DeviceState
 __all__ = ["StateReader", "parse_battery", "millidegrees_to_c", "FIXED_PERFORMANCE_MIN_SDK"]
 
 FIXED_PERFORMANCE_MIN_SDK = 30  # `cmd power set-fixed-performance-mode-enabled` exists from Android 11
+_NOT_FOUND = 127  # the shell's status for a command it does not have
 _THERMAL_GLOB = "/sys/class/thermal/thermal_zone*"
 _ZONE_RE = re.compile(r"^/sys/class/thermal/thermal_zone\d+$")
 _TRIPS = 3  # trip points read per zone: the first passive one is almost always among them
@@ -88,6 +89,7 @@ class StateReader:
         self._has_dumpsys = False
         self._discovered = False
         self.trips_c: dict[str, float] = {}  # zone name -> the lowest trip point where throttling starts
+        self.fixed_performance_refusal: str | None = None  # what `cmd power` answered when it refused
 
     def discover(self, timeout: float = 30.0) -> None:
         """Finds the thermal zones, whether the cores have cpufreq files, and whether ``dumpsys
@@ -200,13 +202,17 @@ class StateReader:
         """Turns Android's fixed-performance mode on or off.
 
         Returns True when the device accepted, None where it is not supported (SDK < 30, or no
-        ``cmd``/power service, as on the emulated device).
+        ``cmd``/power service, as on the emulated device); ``fixed_performance_refusal`` then holds
+        the device's answer when it has ``cmd`` but refused (None without ``cmd``, exit 127).
         """
+        self.fixed_performance_refusal = None
         if self.facts.sdk is None or self.facts.sdk < FIXED_PERFORMANCE_MIN_SDK:
             return None
         result = self.shell.run(
             ["cmd", "power", "set-fixed-performance-mode-enabled", "true" if enabled else "false"], timeout=timeout
         )
         if result.returncode != 0 or "unknown command" in result.output.lower():
+            if result.returncode != _NOT_FOUND:
+                self.fixed_performance_refusal = result.output.strip() or f"exit {result.returncode}"
             return None
         return True

@@ -328,3 +328,21 @@ def test_an_old_toolbox_shell_without_nproc_or_taskset(adb_server: Any, emulated
     assert out.trials[0].status == "failed"
     assert out.trials[0].error.startswith("--cores needs taskset on the device (toybox, Android 6+), and "
                                           "`taskset f true` failed (exit 127)")
+
+
+def test_an_android_11_phone_that_refuses_fixed_performance_mode(adb_server: Any,
+                                                                 emulated_device_factory: Callable[..., Any],
+                                                                 tmp_path: Path) -> None:
+    # The Pixel's data without a power service for `cmd`: SDK 33, yet `cmd power` is refused.
+    data = json.loads((PROFILE_DIR / "pixel4.json").read_text())
+    data.update(name="no_power_service", services=["battery", "thermalservice"])
+    path = tmp_path / "no_power_service.json"
+    path.write_text(json.dumps(data))
+    device = emulated_device_factory(extra_args=("--profile", str(path)))
+    recorder = Recorder()
+    out = bench(adb_server, tmp_path, device.serial, trials=1, progress=recorder)
+    assert out.trials[0].status == "ok"
+    assert out.trials[0].state_before is not None and out.trials[0].state_before.fixed_performance_mode is None
+    assert ("fixed-performance mode unavailable (`cmd power` answered: cmd: Can't find service: power); clocks "
+            "follow the governor") in recorder.notes
+    assert fixed_performance_switches(device) == []
