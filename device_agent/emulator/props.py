@@ -13,8 +13,9 @@ from pathlib import Path
 __all__ = ["DEFAULT_MODEL", "FEATURES", "abi_for_machine", "cpuinfo_fields", "device_props", "banner"]
 
 DEFAULT_MODEL = "lab emulated device"
-# Only what this device implements: the shell v2 protocol, the `cmd` command (answered with 127,
-# "not supported", as on devices without it) and STA2/LST2 in sync.
+# Only what this device implements: the shell v2 protocol, the `cmd` command (a phone profile's
+# `cmd power`; answered with 127, "not found", on the plain device, as on devices without it) and
+# STA2/LST2 in sync.
 FEATURES = ("shell_v2", "cmd", "stat_v2")
 
 _ABIS = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64-v8a", "arm64": "arm64-v8a",
