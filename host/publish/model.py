@@ -86,6 +86,7 @@ class RunEntry:
     page_key: str = ""  # what the run page was rendered from
     compare_key: str = ""  # what the comparison page was computed from
     changes: list[Change] = field(default_factory=list)
+    rows: dict[str, str] = field(default_factory=dict)  # pair → its history-page row, rendered (until changes change)
 
     def to_json(self) -> dict[str, Any]:
         """A compact record: points and changes as lists of their fields' values, in field order."""

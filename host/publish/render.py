@@ -17,7 +17,7 @@ from host.bench.stats import Estimate
 from host.figures import HEADLINE, label
 from host.report import _format as f
 
-__all__ = ["render", "asset", "standalone_css", "ASSETS", "templates_digest"]
+__all__ = ["render", "macro", "asset", "standalone_css", "ASSETS", "templates_digest"]
 
 ASSETS = ("site.css", "site.js")
 """Files under ``assets/``, written once per site (each page links them)."""
@@ -65,6 +65,12 @@ def render(template: str, **context: Any) -> str:
     context.setdefault("root", "")
     context.setdefault("inline_css", None)
     return _environment().get_template(template).render(**context)
+
+
+def macro(name: str, *args: Any) -> Markup:
+    """The macro ``name`` of ``_macros.html`` rendered alone: a part of a page the site keeps between
+    publishes instead of rendering it again (a history page's row of a run)."""
+    return Markup(getattr(_environment().get_template("_macros.html").module, name)(*args))
 
 
 def standalone_css() -> Markup:

@@ -21,12 +21,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
 from host import __version__
 from host.figures import HEADLINE, label
 from host.publish.charts import ChartPoint, line_chart, sparkline
 from host.publish.collect import RunDetails, groups_of_runs, points_of_runs, run_changes, run_details
 from host.publish.model import Change, Point, RunEntry, fingerprint, pair_page
-from host.publish.render import ASSETS, asset, render, templates_digest
+from host.publish.render import ASSETS, asset, macro, render, templates_digest
 from host.publish.writer import SiteWriter, WriteCounts
 from host.records import DeviceState
 from host.store import RunInfo, Store
@@ -97,7 +99,7 @@ def _run_page(details: RunDetails, entry: RunEntry, has_compare: bool) -> str:
     )
 
 
-def _history_page(pair: str, points: list[Point], changes: dict[int, Change]) -> str:
+def _history_page(pair: str, points: list[Point], rows: Markup) -> str:
     model, _, serial = pair.partition("\x00")
 
     def chart_point(p: Point, value: float, low: float, high: float) -> ChartPoint:
@@ -119,8 +121,7 @@ def _history_page(pair: str, points: list[Point], changes: dict[int, Change]) ->
         model=model,
         serial=serial,
         device_line=points[-1].device_line,
-        points=points,
-        changes=changes,
+        rows=rows,
         chart=line_chart(timed, y_label),
         instructions_chart=line_chart(counted, "instructions per inference", "{:,.0f}") if counted else None,
     )
@@ -198,7 +199,7 @@ def _plan(writer: SiteWriter, shown: list[RunInfo], entries: dict[int, RunEntry]
             page_key = ""
         if not compare_key:
             if entry.compare_key or entry.changes:
-                entry.compare_key, entry.changes = "", []
+                entry.compare_key, entry.changes, entry.rows = "", [], {}
                 writer.changed_run(run.id)
         elif entry.compare_key == compare_key and writer.has(compare_path):
             writer.keep(compare_path)
@@ -228,6 +229,7 @@ def _compute(store: Store, writer: SiteWriter, batch: list[_Todo], entries: dict
         run = item.run
         with_ops = {rid for rid in (run.id, *(p.id for p in item.previous.values())) if entries[rid].has_ops}
         item.entry.changes, op_diffs = run_changes(store, run, item.previous, groups, with_ops)
+        item.entry.rows = {}
         writer.write(f"compare/{run.id}.html", _compare_page(run, item.entry.changes, op_diffs))
         item.entry.compare_key = item.compare_key
         writer.changed_run(run.id)
@@ -237,16 +239,22 @@ def _write_summaries(writer: SiteWriter, shown: list[RunEntry], filtered: bool, 
     """The history pages, the index and the run list, from the runs' kept records (oldest first)."""
     by_pair: dict[str, list[Point]] = defaultdict(list)
     changes: dict[str, dict[int, Change]] = defaultdict(dict)
+    rows: dict[str, list[str]] = defaultdict(list)
     for entry in shown:
         for p in entry.points:
             by_pair[p.pair].append(p)
             change = _headline_change(entry.changes, p.pair)
             if change is not None:
                 changes[p.pair][entry.run_id] = change
+            if p.pair not in entry.rows:
+                entry.rows[p.pair] = str(macro("history_row", p, change))
+                writer.changed_run(entry.run_id)
+            rows[p.pair].append(entry.rows[p.pair])
     cells: dict[tuple[str, str], _Cell] = {}
     devices: dict[str, str] = {}
     for pair, points in by_pair.items():
-        writer.write(pair_page(pair), _history_page(pair, points, changes[pair]))
+        table = Markup("\n".join(reversed(rows[pair])))  # rendered by the macro: escaped there
+        writer.write(pair_page(pair), _history_page(pair, points, table))
         measured = [p for p in points if p.latency is not None]
         latest = measured[-1] if measured else points[-1]
         trend = [p.latency[0] for p in measured[-SPARK_POINTS:] if p.latency is not None]
