@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "SPARSE_PATH_RATIO", "sparse_evidence", "sparse_note", "kernel_names", "KernelName", "parse_kernel_name",
-    "kernel_family", "KernelFamilies", "kernel_families", "DelegatedNodes", "delegated_nodes",
+    "kernel_family", "KernelFamilies", "kernel_families", "DelegatedNodes", "delegated_nodes", "TFLITE_KERNELS",
 ]
 
 SPARSE_PATH_RATIO = 0.9  # pruned/dense instructions below this suggest the sparse path (inference only)
@@ -87,6 +87,20 @@ _PRECISIONS = {"f32": "f32", "f16": "f16", "bf16": "bf16", "qs8": "int8", "qu8":
 _ALIASES = {"pf32": "f32", "pf16": "f16", "pqs8": "qs8", "qp8": "qd8"}
 _GEMM_OPS = frozenset({"gemm", "igemm", "gemminc", "ppmm"})
 
+# XNNPACK also calls Arm's KleidiAI for some GEMMs (recorded: the dynamic-range model's
+# kai_run_matmul_clamp_f32_qai8dxp4x4_qsi8cxp4x4_16x4_neon_dotprod). KleidiAI names them
+# kai_run_[i]matmul_clamp_<dst>_<lhs>_<rhs>_<tile>_<isa>; the left-hand side is the arithmetic's
+# input: qai8dx…/qsi8d32… are int8 quantized at run time (XNNPACK's qd8), qai8 static int8 (qs8).
+_KLEIDIAI_GEMM = re.compile(r"^kai_run_i?matmul_clamp_[a-z0-9]+_(?P<lhs>[a-z0-9]+)_")
+_KLEIDIAI_LHS = (("qai8dx", "qd8"), ("qsi8d32", "qd8"), ("qai8", "qs8"), ("bf16", "bf16"), ("f16", "f16"), ("f32", "f32"))
+# TFLite's own kernels (mangled tflite::optimized_ops::, reference_ops::, tensor_utils::, …): what
+# runs of the nodes XNNPACK did not take.
+_TFLITE_KERNEL = re.compile(
+    r"^_ZN6tflite(?:13optimized_ops|14reference_ops|12tensor_utils|21optimized_integer_ops|21reference_integer_ops"
+    r"|3ops7builtin)"
+)
+TFLITE_KERNELS = "TFLite kernels"
+
 
 @dataclass(frozen=True)
 class KernelName:
@@ -129,13 +143,22 @@ def kernel_family(name: str) -> str | None:
     ``qd8 GEMM``, ``qu8 GEMM``, ``f32 depthwise conv`` (HWC ``dwconv`` and the sparse path's CHW
     ``dwconv2d_chw``), ``f32 direct conv`` (``conv_hwc``/``conv_hwc2chw``: the sparse path's dense
     first convolution, HWC in, CHW out), … per datatype, or ``other`` (conversions, reductions,
-    elementwise ops). None for a function that is no XNNPACK microkernel.
+    elementwise ops, KleidiAI's packing). KleidiAI's GEMMs, which XNNPACK calls, join the GEMM
+    family of their datatype; TFLite's own kernels (nodes XNNPACK did not take) are ``TFLite
+    kernels``. None for any other function (XNNPACK's drivers, TFLite's plumbing, Python).
 
     >>> kernel_family("xnn_f32_spmm_minmax_ukernel_32x1__neonfma_pipelined")
     'sparse f32'
     >>> kernel_family("xnn_qs8_qc8w_igemm_minmax_fp32_ukernel_4x16c4__asm_aarch64_neondot_ld128")
     'qs8 GEMM'
     """
+    if _TFLITE_KERNEL.match(name):
+        return TFLITE_KERNELS
+    if name.startswith("kai_run_"):
+        gemm = _KLEIDIAI_GEMM.match(name)
+        lhs = gemm.group("lhs") if gemm else ""
+        datatype = next((kind for prefix, kind in _KLEIDIAI_LHS if lhs.startswith(prefix)), None)
+        return f"{datatype} GEMM" if datatype else "other"  # packing (kai_run_lhs_…, kai_run_rhs_…)
     parsed = parse_kernel_name(name)
     if parsed is None:
         return None
@@ -152,7 +175,7 @@ def kernel_family(name: str) -> str | None:
 
 def _precision(family: str) -> str | None:
     """The arithmetic of a compute family (GEMM, sparse, depthwise, direct conv): f32, f16, bf16 or int8."""
-    if family == "other":
+    if family in ("other", TFLITE_KERNELS):
         return None
     datatype = family.split()[1] if family.startswith("sparse ") else family.split()[0]
     return _PRECISIONS.get(datatype, datatype)
@@ -266,8 +289,9 @@ def kernel_families(
     Args:
         kernels: function names (``profile_names(group, "kernel")``), or a mapping of function
             name → instructions per inference (``{k.function: k.instructions for k in rows}``,
-            ``OpStat.name`` → ``OpStat.instructions``). Functions that are no XNNPACK microkernel
-            (drivers such as ``xnn_compute_gemm``, TFLite, Python) are left out.
+            ``OpStat.name`` → ``OpStat.instructions``). Functions of no family (XNNPACK's drivers
+            such as ``xnn_compute_gemm``, TFLite's plumbing, Python) are left out, so the shares in
+            ``summary`` are of the kernels' instructions.
         delegated: ``delegated_nodes(raw_output)``, carried into the result and its summary.
 
     Returns:

@@ -1,7 +1,8 @@
 """Kernel families and the precision the kernels used, from per-kernel counts recorded on the arm64
 emulated device (tests/fixtures/kernels: the device agent's runner under QEMU, neoverse-n1, LiteRT
 2.3.0, every variant of ``lab build --quick --dataset synthetic --variants all``, with and without
-``--xnnpack_force_fp16``); XNNPACK-delegated nodes from the same outputs and a phone's."""
+``--xnnpack_force_fp16``, and benchmarks/variants_matrix.py's MobileNet dynamic-range variant);
+XNNPACK-delegated nodes from the same outputs and a phone's."""
 
 from __future__ import annotations
 
@@ -61,6 +62,21 @@ def test_recorded_kernels_give_families_and_precision(
     assert values == sorted(values, reverse=True)  # most instructions first
 
 
+def test_a_dynamic_range_model_shows_kleidiai_gemms_and_tflites_own_kernels() -> None:
+    """MobileNet v1 α=0.25 (benchmarks/variants_matrix.py), dynamic-range: XNNPACK takes 28 of its 35
+    nodes and runs its int8-weight GEMMs through KleidiAI on int8 activations quantized at run time;
+    the 7 depthwise convolutions it leaves run TFLite's own hybrid kernels."""
+    counts, text = _recorded("mobilenet-a025-dense-dynamic")
+    found = kernel_families(counts, delegated=delegated_nodes(text))
+    assert {"qd8 GEMM", "f32 GEMM", "f32 depthwise conv", "TFLite kernels", "other"} == set(found.families)
+    assert "kai_run_matmul_clamp_f32_qai8dxp4x4_qsi8cxp4x4_16x4_neon_dotprod" in found.kernels["qd8 GEMM"]
+    assert "kai_run_lhs_quant_pack_qai8dxp_f32" in found.kernels["other"]
+    assert all(name.startswith("_ZN6tflite") for name in found.kernels["TFLite kernels"])
+    assert found.precisions == ("f32", "int8") and found.precision == "f32"
+    assert found.delegated == DelegatedNodes(28, 35, 8, False)  # seven TFLite nodes split it in eight
+    assert found.summary().endswith("— kernels: f32 + int8; XNNPACK: 28 of 35 nodes")
+
+
 def test_sparse_family_names_the_spmm_kernel_that_ran() -> None:
     counts, _ = _recorded("pruned")
     found = kernel_families(counts)
@@ -104,7 +120,15 @@ def test_no_microkernel_gives_empty_families() -> None:
         ("xnn_qu8_igemm_minmax_rndnu_ukernel_4x16__asm_aarch64_neon_mlal_lane_cortex_a75", "qu8 GEMM"),
         ("xnn_pf32_gemm_minmax_ukernel_1x32__neonsme2", "f32 GEMM"),
         ("xnn_qp8_f32_qc4w_gemm_minmax_ukernel_1x4c16s2__aarch64_neondot", "qd8 GEMM"),
+        # KleidiAI's, which XNNPACK calls (names from Arm's KleidiAI sources)
+        ("kai_run_matmul_clamp_f16_f16_f16p16x1biasf16_6x16x8_neon_mla", "f16 GEMM"),
+        ("kai_run_imatmul_clamp_qai8_qai8p2vlx4_qsi8cxpsb2vlx4_2vlx2vl_sme2_mopa", "qs8 GEMM"),
+        ("kai_run_imatmul_clamp_f32_f32p2vlx1_f32p2vlx1b_2vlx2vl_sme2_mopa", "f32 GEMM"),
         # recorded
+        ("kai_run_matmul_clamp_f32_qai8dxp1x4_qsi8cxp4x4_1x4_neon_dotprod", "qd8 GEMM"),
+        ("kai_run_lhs_quant_pack_qai8dxp_f32", "other"),
+        ("_ZN6tflite3ops7builtin14depthwise_conv4EvalILNS2_10KernelTypeE2EEE12TfLiteStatusP13TfLiteContextP10TfLiteNode",
+         "TFLite kernels"),
         ("xnn_f32_igemm_minmax_ukernel_6x8__asm_aarch64_neonfma_cortex_a75_prfm", "f32 GEMM"),
         ("xnn_f16_f32acc_rdsum_ukernel_7p7x__neonfp16arith_u16", "other"),
         ("xnn_f32_qs8_vcvt_ukernel__neonv8_u32", "other"),
@@ -114,6 +138,7 @@ def test_no_microkernel_gives_empty_families() -> None:
         ("xnn_run_operator_with_index", None),
         ("(unknown)", None),
         ("_ZN6tflite7xnnpack12_GLOBAL__N_114SubgraphInvokeEP13TfLiteContextP10TfLiteNode", None),
+        ("_ZN6tflite8Subgraph10InvokeImplEv", None),
     ],
 )
 def test_kernel_family_follows_xnnpacks_name_grammar(name: str, family: str | None) -> None:
