@@ -65,3 +65,27 @@ def test_check_on_instructions_fails_on_a_model_doing_more_work(lab_process: Lab
     gate = lab_process(tmp_path, "check", "--metric", "instructions")
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert "model.tflite" in gate.stdout
+
+
+def test_the_whole_matrix_on_the_emulated_arm_core(lab_process: LabProcess, adb_server: object, tmp_path: Path) -> None:
+    """The issue's "done when": every variant measured in instructions, its outputs checked on the
+    device, and the kernels that ran named per variant."""
+    result = lab_process(tmp_path, "run", "--quick", "--dataset", "synthetic", "--variants", "all", "--emulator", "arm64",
+                         "--trials", "1", "--runs", "3", "--warmup", "1", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads(result.stdout)
+    (section,) = document["report"]["devices"]
+    rows = {row["role"]: row for row in section["rows"]}
+    assert list(rows) == ["dense", "pruned", "dense-fp16", "pruned-fp16", "dense-int8", "pruned-int8", "dense-dynamic"]
+    assert all(row["instructions"] for row in rows.values()), rows
+    assert {role: row["outputs"]["status"] for role, row in rows.items()} == dict.fromkeys(rows, "ok")
+    assert rows["pruned"]["instructions"] < 0.7 * rows["dense"]["instructions"]
+    assert rows["pruned-fp16"]["instructions"] < 0.7 * rows["dense-fp16"]["instructions"]
+    kernels = {role: row["kernels"] for role, row in rows.items()}
+    assert [role for role, k in kernels.items() if k["sparse"]] == ["pruned", "pruned-fp16"]  # int8 runs dense kernels
+    assert kernels["dense-int8"]["precision"] == "int8" and kernels["pruned-int8"]["precision"] == "int8"
+    assert kernels["dense-fp16"]["precision"] == "f32"  # XNNPACK unpacks fp16 weights unless forced
+    assert all(k["delegated"] and k["counted"] for k in kernels.values()), kernels
+    table = lab_process(tmp_path, "report", "--format", "md")
+    assert "| outputs on device | kernels that ran |" in table.stdout and "WRONG" not in table.stdout
+    assert "| pruned | " in table.stdout and "sparse f32 " in table.stdout

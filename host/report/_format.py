@@ -16,7 +16,7 @@ from host.bench.stats import Estimate
 from host.bench.summary import MIN_TRIALS_FOR_CI
 from host.figures import HEADLINE, label
 from host.records import DeviceFacts
-from host.report._model import ModelRow, TopOps
+from host.report._model import KernelFigures, ModelRow, TopOps
 
 __all__ = [
     "us",
@@ -44,6 +44,9 @@ __all__ = [
     "top_ops_title",
     "outputs_cell",
     "with_outputs",
+    "kernels_cell",
+    "model_cell",
+    "with_kernels",
 ]
 
 DASH = "—"
@@ -197,6 +200,34 @@ def with_outputs(rows: Iterable[ModelRow]) -> bool:
     return any(r.outputs is not None for r in rows)
 
 
+def kernels_cell(kernels: KernelFigures | None, limit: int = 2) -> str:
+    """What ran: a sparse family when one ran, then the compute kernel families with the most
+    instructions, with their share of all counted instructions — ``sparse f32 26%, f32 depthwise
+    conv 36%`` — or, where no kernel was counted
+    (phones, the x86 device), XNNPACK's share of the graph: ``XNNPACK 12 of 12 nodes``."""
+    if kernels is None:
+        return DASH
+    if kernels.counted:
+        total = sum(v for v in kernels.families.values() if v is not None)
+        compute = sorted(((name, v) for name, v in kernels.families.items() if name != "other"),
+                         key=lambda item: not item[0].startswith("sparse "))[:limit]  # the sparse path first
+        return ", ".join(f"{name} {v / total:.0%}" if v is not None and total else name for name, v in compute) or (
+            "no XNNPACK kernels")
+    return f"XNNPACK {kernels.delegated}" if kernels.delegated is not None else DASH
+
+
+def model_cell(name: str, role: str | None) -> str:
+    """A model as its variant when lab built it (``pruned-fp16``), else its file name and role."""
+    if role and name == f"{role}.tflite":
+        return role
+    return name + (f" ({role})" if role else "")
+
+
+def with_kernels(rows: Iterable[ModelRow]) -> bool:
+    """Whether a table needs the "kernels that ran" column."""
+    return any(r.kernels is not None for r in rows)
+
+
 def _row_outputs(row: ModelRow) -> str:
     o = row.outputs
     return outputs_cell(o.status, o.inputs, o.top1_agreement) if o is not None else DASH
@@ -207,7 +238,7 @@ def export_header(with_instructions: bool, rows: Iterable[ModelRow] = ()) -> lis
     rows = list(rows)
     latency = latency_header(r.statistic for r in rows if r.latency_us is not None) + " [95% CI]"
     return [EXPORT_HEADER[0], latency, *EXPORT_HEADER[2:], *(["instructions/inference"] if with_instructions else []),
-            *(["outputs on device"] if with_outputs(rows) else [])]
+            *(["outputs on device"] if with_outputs(rows) else []), *(["kernels that ran"] if with_kernels(rows) else [])]
 
 
 def mixed(rows: Iterable[ModelRow]) -> bool:
@@ -216,12 +247,17 @@ def mixed(rows: Iterable[ModelRow]) -> bool:
 
 
 def export_cells(
-    row: ModelRow, baseline_name: str | None, with_instructions: bool, is_mixed: bool = False, outputs: bool = False
+    row: ModelRow,
+    baseline_name: str | None,
+    with_instructions: bool,
+    is_mixed: bool = False,
+    outputs: bool = False,
+    kernels: bool = False,
 ) -> list[str]:
-    """One model's cells of the run table, in ``export_header`` order (``outputs``: the section
-    has the "outputs on device" column)."""
+    """One model's cells of the run table, in ``export_header`` order (``outputs``, ``kernels``: the
+    section has the "outputs on device" and "kernels that ran" columns)."""
     cells = [
-        row.model_name + (f" ({row.role})" if row.role else ""),
+        model_cell(row.model_name, row.role),
         latency_cell(row.latency_us, row.statistic, row.trials_ok, is_mixed),
         speedup_cell(row, baseline_name),
         size(row.size_bytes),
@@ -233,4 +269,6 @@ def export_cells(
         cells.append(number(row.instructions))
     if outputs:
         cells.append(_row_outputs(row))
+    if kernels:
+        cells.append(kernels_cell(row.kernels))
     return cells

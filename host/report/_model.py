@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ModelRow",
     "OutputFigures",
+    "KernelFigures",
     "DeviceReport",
     "TopOps",
     "RunReport",
@@ -49,6 +50,20 @@ class OutputFigures:
 
 
 @dataclass(frozen=True)
+class KernelFigures:
+    """What ran a model on a device (``host.bench.evidence``): XNNPACK microkernel families with
+    their instructions per inference (QEMU-emulated devices count them), the precision the compute
+    kernels used, whether a sparse kernel ran, and XNNPACK's share of the graph from the tool."""
+
+    families: dict[str, float | None]
+    precision: str | None
+    sparse: bool
+    delegated: str | None  # "12 of 12 nodes", as the tool said; None when it did not
+    counted: bool  # per-kernel counts exist (else only the delegation is known)
+    summary: str
+
+
+@dataclass(frozen=True)
 class ModelRow:
     """One model on one device in a run. Latencies in µs; ``speedup`` = baseline latency / this latency.
 
@@ -74,6 +89,7 @@ class ModelRow:
     instructions: float | None  # median guest instructions per inference (QEMU), when counted
     errors: list[str] = field(default_factory=list)
     outputs: OutputFigures | None = None  # the on-device output check, when the run made one
+    kernels: KernelFigures | None = None  # what ran: kernel families, their precision, XNNPACK's nodes
 
 
 @dataclass(frozen=True)

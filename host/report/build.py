@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from host.bench.stats import Estimate
-from host.bench.evidence import sparse_evidence, sparse_note
+from host.bench.evidence import delegated_nodes, kernel_families, sparse_evidence, sparse_note
 from host.bench.summary import MIN_TRIALS_FOR_CI, Summary, summarize
 from host.figures import DISTURBED_RATIO
 from host.records import DeviceFacts, OutputCheck, Trial
-from host.report.ops import profile_names, top_ops
-from host.report._model import DeviceReport, HistoryRow, ModelRow, OutputFigures, RunReport, TopOps
+from host.report.ops import kernel_instructions, profile_names, top_ops
+from host.report._model import DeviceReport, HistoryRow, KernelFigures, ModelRow, OutputFigures, RunReport, TopOps
 from host.report.history import history_rows
 from host.store import HistoryFilter, RunInfo, Store
 from host.store.queries.ops import OpGroup
@@ -106,7 +106,28 @@ def _outputs(check: OutputCheck | None) -> OutputFigures | None:
     )
 
 
-def _row(summary: Summary, trials: list[Trial], check: OutputCheck | None = None) -> ModelRow:
+def _kernels(trials: list[Trial], group: OpGroup | None) -> KernelFigures | None:
+    """The kernel families that ran (per-kernel counts, on a QEMU-emulated device) and XNNPACK's
+    share of the graph (the tool's output), or None when neither is known."""
+    output = next((t.raw_output for t in trials if t.status == "ok"), "")
+    delegated = delegated_nodes(output)
+    profile = kernel_instructions(group)
+    if not profile and delegated is None:
+        return None
+    found = kernel_families(profile, delegated=delegated)
+    return KernelFigures(
+        families=found.families,
+        precision=found.precision,
+        sparse=found.sparse,
+        delegated=delegated.text() if delegated is not None else None,
+        counted=bool(profile),
+        summary=found.summary(),
+    )
+
+
+def _row(
+    summary: Summary, trials: list[Trial], check: OutputCheck | None = None, group: OpGroup | None = None
+) -> ModelRow:
     model = trials[0].model
     accuracy, sparsity = manifest_facts(model.manifest, model.role)
     return ModelRow(
@@ -130,6 +151,7 @@ def _row(summary: Summary, trials: list[Trial], check: OutputCheck | None = None
         instructions=summary.instructions,
         errors=summary.errors,
         outputs=_outputs(check),
+        kernels=_kernels(trials, group),
     )
 
 
@@ -222,6 +244,7 @@ def report_of(
     baseline_sha = _baseline(trials)
     by_check = {(c.device.serial, c.model.sha256): c for c in checks if c.run_id == run.id}
     order = _matrix_order(trials)
+    by_profile = {(g.device.serial, g.model_sha256): g for g in op_groups}
     by_group: dict[tuple[str, str, str], list[Trial]] = {}
     for trial in trials:
         by_group.setdefault((trial.device.serial, trial.model.sha256, trial.model.name), []).append(trial)
@@ -232,7 +255,7 @@ def report_of(
         devices.setdefault(serial, summary.device)
         sections.setdefault(serial, []).append(
             _row(summary, by_group[(serial, summary.model_sha256, summary.model_name)],
-                 by_check.get((serial, summary.model_sha256)))
+                 by_check.get((serial, summary.model_sha256)), by_profile.get((serial, summary.model_sha256)))
         )
     reports = []
     for serial, rows in sections.items():

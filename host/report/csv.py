@@ -57,6 +57,10 @@ def report_records(report: RunReport) -> list[dict[str, Any]]:
                     "outputs_max_rel_error": r.outputs.max_rel_error if r.outputs else None,
                     "outputs_top1_agreement": r.outputs.top1_agreement if r.outputs else None,
                     "outputs_baseline_agreement": r.outputs.baseline_agreement if r.outputs else None,
+                    "kernels_precision": r.kernels.precision if r.kernels else None,
+                    "kernels_sparse": r.kernels.sparse if r.kernels else None,
+                    "xnnpack_nodes": r.kernels.delegated if r.kernels else None,
+                    "kernels": r.kernels.summary if r.kernels and r.kernels.counted else None,
                 }
             )
     return records

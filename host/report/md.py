@@ -20,7 +20,8 @@ def table_lines(report: RunReport) -> list[str]:
         lines += [f"### {_cell(f.device_line(section.device))}", ""]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in section.rows:
-            cells = f.export_cells(r, report.baseline_name, with_instructions, is_mixed, f.with_outputs(section.rows))
+            cells = f.export_cells(r, report.baseline_name, with_instructions, is_mixed, f.with_outputs(section.rows),
+                                   f.with_kernels(section.rows))
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
         lines += [f"> **Note:** {_cell(note)}" for note in section.notes]

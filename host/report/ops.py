@@ -27,6 +27,7 @@ from host.store import HistoryGroup, RunInfo, Store
 from host.store.queries.ops import OpGroup, OpStat
 
 __all__ = [
+    "kernel_instructions",
     "OpDiff",
     "OpComparison",
     "RunOpsComparison",
@@ -303,6 +304,19 @@ def top_ops(group: OpGroup, n: int = 5) -> tuple[str, list[tuple[str, str, float
     )
     return ("instructions" if source == "kernel" else "ms"), ranked[:n]
 
+
+
+def kernel_instructions(group: OpGroup | None) -> dict[str, float | None]:
+    """Each counted kernel function's instructions per inference, median over the group's trials."""
+    if group is None:
+        return {}
+    values: dict[str, list[float]] = {}
+    for ops in _per_trial(group, "kernel"):
+        for op in ops:
+            values.setdefault(op.name, [])
+            if op.instructions is not None:
+                values[op.name].append(op.instructions)
+    return {name: (statistics.median(v) if v else None) for name, v in values.items()}
 
 
 def profile_names(group: OpGroup | None, source: str) -> set[str]:

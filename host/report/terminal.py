@@ -58,9 +58,12 @@ def render_terminal(report: RunReport, console: Console) -> None:
         show_outputs = f.with_outputs(section.rows)
         if show_outputs:
             table.add_column("outputs on device", justify="right")
+        show_kernels = f.with_kernels(section.rows)
+        if show_kernels:
+            table.add_column("kernels that ran", justify="left")
         for row in section.rows:
             cells = [
-                escape(row.model_name) + (f" [dim]{row.role}[/]" if row.role else ""),
+                escape(f.model_cell(row.model_name, row.role)),
                 f.latency_cell(row.latency_us, row.statistic, row.trials_ok, is_mixed),
                 f.speedup_cell(row, report.baseline_name),
                 f.size(row.size_bytes),
@@ -76,6 +79,8 @@ def render_terminal(report: RunReport, console: Console) -> None:
                 o = row.outputs
                 cell = f.outputs_cell(o.status, o.inputs, o.top1_agreement) if o else f.DASH
                 cells.append(f"[bold red]{cell}[/]" if o and o.status != "ok" else cell)
+            if show_kernels:
+                cells.append(escape(f.kernels_cell(row.kernels)))
             table.add_row(*cells)
         console.print(table)
         for note in section.notes:
