@@ -27,6 +27,7 @@ from host.builder import BuildProgress, BuildResult, BuildSpec
 from host.builder.variants import parse_variants
 from host.builder.docker import build_with_backend
 from host.devices import adb_client, select_devices
+from host.devices.discovery import skipped_devices
 from host.devices.emulated import EmulatedDeviceHandle, start_emulated_device, stop_emulated_device
 from host.errors import ConfigError, DeviceError, NoDeviceError
 from host.records import BenchRequest, DeviceFacts
@@ -140,6 +141,10 @@ def run_experiment(request: RunRequest, *, home: Path, db_url: str, progress: Ru
     try:
         progress.stage("devices: looking for attached devices")
         client = adb_client(on_start=progress.stage)
+        skipped = skipped_devices(client, request.serials)  # stored with the run: who was left out, and why
+        for serial, problem in skipped.items():
+            progress.stage(f"devices: skipping {serial}: {problem}")
+            notes.append(f"device {serial} skipped: {problem}")
         with _devices(client, request, home, progress, notes) as (devices, started), progress.benching() as bench_progress:
             progress.stage(f"bench: {len(models)} models × {len(devices)} device(s) × {request.bench.trials} trials")
             outcome = run_bench(  # the arm64 emulated device adds per-kernel counts itself (host.bench.runner)
@@ -148,7 +153,7 @@ def run_experiment(request: RunRequest, *, home: Path, db_url: str, progress: Ru
                 devices,
                 store=store,
                 home=home,
-                config=_config(request, built),
+                config={**_config(request, built), **({"skipped_devices": skipped} if skipped else {})},
                 progress=bench_progress,
                 run_kind="run",
                 client=client,

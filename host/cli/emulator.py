@@ -109,6 +109,14 @@ def start(
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="TCP port (default: a free one).")] = None,
     arch: ArchOpt = "x86_64",
     cpu: Annotated[str | None, typer.Option("--cpu", help="arm64 only: the emulated core (default neoverse-n1).")] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="Answer as a phone: pixel4 (SDK 33, 1+3+4 cores), galaxy_a50 (SDK 28), galaxy_j2_core (armeabi-v7a); "
+            "its die heats and throttles, its slowdowns padded with sleep and said so.",
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Start an emulated device in the background and connect it to the adb server."""
@@ -117,7 +125,7 @@ def start(
     lab = lab_context(ctx)
     err = Console(stderr=True, soft_wrap=True)
     client = adb_client(on_start=lambda message: err.print(escape(message), highlight=False))
-    handle = start_emulated_device(lab.home, port=port, arch=arch, cpu=cpu, client=client)
+    handle = start_emulated_device(lab.home, port=port, arch=arch, cpu=cpu, client=client, profile=profile)
     if json_:
         typer.echo(json.dumps(asdict(handle), indent=2))
     else:

@@ -135,19 +135,28 @@ def start_emulated_device(
     arch: str = "x86_64",
     cpu: str | None = None,
     client: adbutils.AdbClient | None = None,
+    profile: str | None = None,
 ) -> EmulatedDeviceHandle:
     """Starts an emulated device in the background and connects it to the adb server.
+
+    ``profile`` makes it answer as a phone (``device_agent/profiles``: properties, clusters,
+    thermal zones that heat and throttle, fixed-performance mode, taskset).
 
     ``port`` None picks a free one. The device listens on 127.0.0.1 only. ``arch`` arm64 runs
     benchmark_model under QEMU on ``cpu`` (default neoverse-n1) in the userland that
     ``lab emulator prepare --arch arm64`` made; a missing userland fails with that command.
 
     Raises:
-        UsageError: an architecture the emulated device cannot run.
+        UsageError: an architecture the emulated device cannot run, or an unknown profile.
         DeviceError: it did not start, or adb could not connect to it.
     """
     if arch not in EMULATED_ARCHS:
         raise UsageError(f"emulated devices run {', '.join(EMULATED_ARCHS)} only, not {arch!r}")
+    if profile is not None:
+        from device_agent.profiles import profile_names
+
+        if profile not in profile_names():
+            raise UsageError(f"unknown phone profile {profile!r}: choose from {', '.join(profile_names())}")
     client = client or adb_client()
     slot = _free_slot(home)
     folder = _slots(home) / str(slot)
@@ -157,7 +166,7 @@ def start_emulated_device(
     log.unlink(missing_ok=True)
     try:
         launched = spawn(
-            port=port or 0, root=device_root, log_path=log, extra_args=tuple(_arch_args(arch, cpu)),
+            port=port or 0, root=device_root, log_path=log, extra_args=(*_arch_args(arch, cpu), *(["--profile", profile] if profile else [])),
             timeout=_START_TIMEOUT_S, detach=True,
         )
     except EmulatorStartError as exc:

@@ -31,6 +31,20 @@ def test_start_status_stop(adb_server, tmp_path: Path) -> None:
     assert not _alive(handle["pid"])
 
 
+def test_start_with_a_phone_profile(adb_server, tmp_path: Path) -> None:
+    started = _lab(tmp_path, "start", "--profile", "galaxy_a50", "--json")
+    assert started.exit_code == 0, started.output
+    handle = json.loads(started.stdout)
+    try:
+        device = adb_server.client.device(handle["serial"])
+        assert device.getprop("ro.build.version.sdk") == "28" and device.getprop("ro.lab.emulated") == "1"
+    finally:
+        _lab(tmp_path, "stop", "--all")
+    unknown = _lab(tmp_path, "start", "--profile", "pixel9")
+    assert unknown.exit_code == 2
+    assert "unknown phone profile 'pixel9': choose from galaxy_a50, galaxy_j2_core, pixel4" in unknown.output
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
