@@ -6,8 +6,10 @@ Pages: ``index.html`` (devices × models), ``runs.html``, ``history/<model>--<de
 sees it); ``assets/`` holds the one stylesheet and script every page links.
 
 A run's page and comparison are computed only when the run changed, or (for the comparison) when
-the previous run it is compared with changed; the index, the run list and the history pages are
-rendered each time from the kept records, and written only when their bytes changed.
+the previous run it is compared with changed, a hundred runs at a time from a few queries for all
+of them (``collect``); the index, the run list and the history pages are rendered each time from
+the kept records (a history row of a run is rendered once and kept with them), and written only
+when their bytes changed.
 """
 
 from __future__ import annotations
