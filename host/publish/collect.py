@@ -17,7 +17,7 @@ from host.report.history import history_row
 from host.store import HistoryFilter, HistoryGroup, RunInfo, Store
 from host.store.queries.ops import OpGroup
 
-__all__ = ["RunDetails", "points_of_runs", "run_details", "groups_of_runs", "run_changes"]
+__all__ = ["RunDetails", "history_groups", "points_of_runs", "run_details", "groups_of_runs", "run_changes"]
 
 
 @dataclass(frozen=True)
@@ -54,18 +54,25 @@ def _point(group: HistoryGroup, run: RunInfo) -> Point:
     )
 
 
-def points_of_runs(store: Store, runs: list[RunInfo], model: str | None, device: str | None) -> dict[int, list[Point]]:
-    """Per run of ``runs``: its model × device rows matching the filters (as `lab history` filters)."""
+def history_groups(
+    store: Store, runs: list[RunInfo], model: str | None, device: str | None
+) -> dict[int, list[HistoryGroup]]:
+    """Per run of ``runs``: its (model, device) groups matching the filters (as `lab history` filters
+    them), in saving order; without filters, every group of the run, as `lab check` loads them."""
     if not runs:
         return {}
-    wanted = {r.id: r for r in runs}
+    wanted = {r.id for r in runs}
     since = min(r.started_at for r in runs)
-    points: dict[int, list[Point]] = defaultdict(list)
+    groups: dict[int, list[HistoryGroup]] = defaultdict(list)
     for group in store.history(HistoryFilter(model=model, device=device, since=since, limit=None)):
-        run = wanted.get(group.run_id)
-        if run is not None:
-            points[run.id].append(_point(group, run))
-    return points
+        if group.run_id in wanted:
+            groups[group.run_id].append(group)  # newest run first; a run's groups keep their order
+    return groups
+
+
+def points_of_runs(runs: list[RunInfo], groups: dict[int, list[HistoryGroup]]) -> dict[int, list[Point]]:
+    """Per run of ``runs``: its model × device rows of the site, from its ``history_groups``."""
+    return {run.id: [_point(group, run) for group in groups[run.id]] for run in runs if groups.get(run.id)}
 
 
 def run_details(store: Store, runs: list[RunInfo]) -> dict[int, RunDetails]:

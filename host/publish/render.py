@@ -43,6 +43,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # package files: no stat of each template per page (2,000 pages a site)
     )
     env.filters.update(
         us=f.us,

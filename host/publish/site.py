@@ -28,12 +28,19 @@ from markupsafe import Markup
 from host import __version__
 from host.figures import HEADLINE, label
 from host.publish.charts import ChartPoint, line_chart, sparkline
-from host.publish.collect import RunDetails, groups_of_runs, points_of_runs, run_changes, run_details
+from host.publish.collect import (
+    RunDetails,
+    groups_of_runs,
+    history_groups,
+    points_of_runs,
+    run_changes,
+    run_details,
+)
 from host.publish.model import Change, Point, RunEntry, fingerprint, pair_page
 from host.publish.render import ASSETS, asset, macro, render, templates_digest
 from host.publish.writer import SiteWriter, WriteCounts
 from host.records import DeviceState
-from host.store import RunInfo, Store
+from host.store import HistoryGroup, RunInfo, Store
 
 __all__ = ["SiteFilter", "publish", "SPARK_POINTS"]
 
@@ -164,7 +171,9 @@ def publish(store: Store, out: Path, flt: SiteFilter = SiteFilter()) -> WriteCou
     runs = sorted(store.list_runs(limit=None, since=flt.since), key=lambda r: (r.started_at, r.id))
     old = writer.runs
     fresh = [r for r in runs if r.id not in old or old[r.id].fingerprint != fingerprint(r)]
-    points = points_of_runs(store, fresh, flt.model, flt.device)
+    filtered = flt.model is not None or flt.device is not None
+    groups = history_groups(store, fresh, flt.model, flt.device)
+    points = points_of_runs(fresh, groups)
     entries: dict[int, RunEntry] = {}
     for run in runs:
         entry = old.get(run.id)
@@ -174,11 +183,10 @@ def publish(store: Store, out: Path, flt: SiteFilter = SiteFilter()) -> WriteCou
             writer.changed_run(run.id)
         entries[run.id] = entry
     writer.runs = entries
-    filtered = flt.model is not None or flt.device is not None
     shown = [run for run in runs if entries[run.id].points or not filtered]
     todo = _plan(writer, shown, entries)
     for start in range(0, len(todo), _BATCH):
-        _compute(store, writer, todo[start : start + _BATCH], entries)
+        _compute(store, writer, todo[start : start + _BATCH], entries, {} if filtered else groups)
     _write_summaries(writer, [entries[r.id] for r in shown], filtered or flt.since is not None, out)
     for name in ASSETS:
         writer.write(f"assets/{name}", asset(name))
@@ -214,8 +222,15 @@ def _plan(writer: SiteWriter, shown: list[RunInfo], entries: dict[int, RunEntry]
     return todo
 
 
-def _compute(store: Store, writer: SiteWriter, batch: list[_Todo], entries: dict[int, RunEntry]) -> None:
-    """The run pages and comparisons of ``batch`` (oldest first), from a few queries for all of them."""
+def _compute(
+    store: Store,
+    writer: SiteWriter,
+    batch: list[_Todo],
+    entries: dict[int, RunEntry],
+    known: dict[int, list[HistoryGroup]],
+) -> None:
+    """The run pages and comparisons of ``batch`` (oldest first), from a few queries for all of them;
+    ``known``: runs' groups already loaded (every group of each run: loaded without filters)."""
     details = run_details(store, [t.run for t in batch if t.page_key])
     for item in batch:
         if item.page_key:
@@ -226,7 +241,8 @@ def _compute(store: Store, writer: SiteWriter, batch: list[_Todo], entries: dict
             writer.changed_run(item.run.id)
     compared = [t for t in batch if t.compare_key]
     ids = {t.run.id for t in compared} | {prev.id for t in compared for prev in t.previous.values()}
-    groups = groups_of_runs(store, sorted(ids)) if ids else {}
+    missing = sorted(ids - known.keys())
+    groups = {**known, **groups_of_runs(store, missing)} if missing else known
     for item in compared:
         run = item.run
         with_ops = {rid for rid in (run.id, *(p.id for p in item.previous.values())) if entries[rid].has_ops}
