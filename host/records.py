@@ -174,6 +174,11 @@ class BenchRequest:
     cores: str | None = None  # pin benchmark_model with taskset: "big", "little" or CPUs such as "4-7" or "0,2"
     verify: int = 0  # after the trials, check each model's outputs on this many inputs against the host's (0: off)
 
+    def with_flags(self, *flags: str) -> BenchRequest:
+        """This request with benchmark_model flags added to its trials' extra flags (each once)."""
+        extra = (*self.params.extra_flags, *(f for f in flags if f not in self.params.extra_flags))
+        return dataclasses.replace(self, params=dataclasses.replace(self.params, extra_flags=extra))
+
     def check(self) -> None:
         """Raises UsageError naming the first setting out of range."""
         p = self.params

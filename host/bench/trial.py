@@ -53,6 +53,10 @@ __all__ = [
 OP_PROFILING_FLAG = "--enable_op_profiling=true"
 """benchmark_model's flag for per-op profiles (``lab bench --ops``)."""
 
+XNNPACK_FP16_FLAG = "--xnnpack_force_fp16=true"
+"""benchmark_model's flag that makes XNNPACK compute float operators in float16 (``--xnnpack-fp16``);
+by default it unpacks fp16 weights and computes in float32."""
+
 _STATE_TIMEOUT_S = 30.0
 
 MAX_OUTPUT_BYTES = 16 * 2**20

@@ -6,7 +6,6 @@ Exit codes: 0 every trial ok, 1 some trials failed, 2 nothing could run (or bad 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,7 @@ import typer
 from rich.console import Console
 
 from host.cli.context import lab_context
-from host.cli.options import JsonOpt, SerialOpt, request_options
+from host.cli.options import JsonOpt, SerialOpt, XnnpackFp16Opt, request_options
 from host.records import BenchRequest
 
 __all__ = ["register"]
@@ -34,6 +33,7 @@ def bench(
             "instruction counts on an arm64 emulated device; stored with each trial.",
         ),
     ] = False,
+    xnnpack_fp16: XnnpackFp16Opt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Benchmark .tflite models on every selected device: interleaved trials, medians with 95% CIs.
@@ -42,7 +42,7 @@ def bench(
     Exit codes: 0 all trials ok (and outputs right), 1 some failed or gave wrong outputs, 2 nothing could run.
     """
     from host.bench import model_file, run_bench
-    from host.bench.trial import OP_PROFILING_FLAG
+    from host.bench.trial import OP_PROFILING_FLAG, XNNPACK_FP16_FLAG
     from host.cli.render.bench import failure_lines, note_lines, outcome_json, summary_table
     from host.cli.render.progress import RichBenchProgress
     from host.devices import adb_client, select_devices
@@ -53,7 +53,9 @@ def bench(
     lab = lab_context(ctx)
     err = Console(stderr=True, soft_wrap=True)
     if ops:
-        request = replace(request, params=replace(request.params, extra_flags=(OP_PROFILING_FLAG,)))
+        request = request.with_flags(OP_PROFILING_FLAG)
+    if xnnpack_fp16:
+        request = request.with_flags(XNNPACK_FP16_FLAG)
     files = [model_file(path) for path in models]
     client = adb_client(on_start=lambda message: err.print(message, highlight=False))
     devices = select_devices(client, device)

@@ -22,7 +22,7 @@ from typer.models import OptionInfo
 
 from host.records import BenchRequest, TrialParams
 
-__all__ = ["JsonOpt", "SerialOpt", "VariantsOpt", "RequestOption", "REQUEST_OPTIONS", "request_options"]
+__all__ = ["JsonOpt", "SerialOpt", "VariantsOpt", "XnnpackFp16Opt", "RequestOption", "REQUEST_OPTIONS", "request_options"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
 SerialOpt = Annotated[
@@ -40,6 +40,15 @@ VariantsOpt = Annotated[
         "--variants",
         help="Models to make, comma-separated: dense, pruned (always), dense-fp16, pruned-fp16, dense-int8, "
         "pruned-int8, dense-dynamic; or all.",
+    ),
+]
+
+XnnpackFp16Opt = Annotated[
+    bool,
+    typer.Option(
+        "--xnnpack-fp16",
+        help="XNNPACK computes float operators in float16 (benchmark_model's --xnnpack_force_fp16); by default it "
+        "unpacks fp16 weights and computes in float32. Needs a core with fp16 arithmetic.",
     ),
 ]
 

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from host.cli.context import lab_context
-from host.cli.options import JsonOpt, SerialOpt, VariantsOpt, request_options
+from host.cli.options import JsonOpt, SerialOpt, VariantsOpt, XnnpackFp16Opt, request_options
 from host.records import RUN_VERIFY_INPUTS, BenchRequest, to_jsonable
 
 __all__ = ["register"]
@@ -59,6 +59,7 @@ def run(
             help="Where to build: docker (the builder image), local, or auto (docker when an engine answers and has the builder image).",
         ),
     ] = "auto",
+    xnnpack_fp16: XnnpackFp16Opt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Build the guide's CNN, prune it for XNNPACK, benchmark dense vs pruned on every device, store and report.
@@ -79,6 +80,10 @@ def run(
         err.print(f"note: --emulator {emulator} is now --emulator {EMULATOR_ALIASES[emulator]}", highlight=False)
     if no_verify:
         request = replace(request, verify=0)
+    if xnnpack_fp16:
+        from host.bench.trial import XNNPACK_FP16_FLAG
+
+        request = request.with_flags(XNNPACK_FP16_FLAG)
     run_request = RunRequest(
         build=BuildSpec(dataset=dataset, quick=quick, seed=request.seed, variants=tuple(variants.split(","))),
         bench=request,

@@ -224,3 +224,21 @@ def test_a_model_altered_after_its_build_is_caught(adb_server: Any, emulated_dev
     assert any(n.startswith("pruned.tflite: wrong output on this device: max |device − host| is ") for n in section.notes)
     text = md.render(report)
     assert "| outputs on device |" in text and "| WRONG |" in text and "| ok (16, top-1 100%) |" in text
+
+
+@pytest.mark.slow
+def test_xnnpack_fp16_runs_the_flag_and_checks_with_the_fp16_tolerance(
+    adb_server: Any, emulated_device: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "cli"))
+    result = CliRunner().invoke(app, ["bench", str(MODELS / "conv.tflite"), "-s", emulated_device.serial, "--trials", "1",
+                                      "--runs", "3", "--xnnpack-fp16", "--verify", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    (check,) = document["output_checks"]
+    assert check["status"] == "ok" and check["precision"] == "fp32"
+    assert check["tolerance"] == "max |device − host| ≤ 0.01 × max |host| (XNNPACK forced to compute in fp16)"
+    assert "--xnnpack_force_fp16=true" in check["command"]
+    with open_store(f"sqlite:///{tmp_path / 'cli' / 'lab.db'}") as store:
+        (trial,) = store.load_trials(document["run_id"])
+    assert "--xnnpack_force_fp16=true" in trial.params.extra_flags and "CompiledModel" in (trial.tool.version or "")
