@@ -167,12 +167,13 @@ def _matrix(userland: Userland, model: str, files: dict[str, Path], runs: int) -
 def _print_matrix(model: str, rows: list[Measured]) -> None:
     base = next(r.instructions for r in rows if r.variant == "dense")
     print(f"\n{model}")
-    print(f"  {'variant':26} {'instructions/inference':>22} {'× dense':>8}  {'kernels':7} {'sparse':6}  families")
+    print(f"  {'variant':26} {'instructions/inference':>22} {'× dense':>8}  {'kernels':10} {'sparse':6}  families")
     for r in rows:
         f = r.families
         families = f.summary().split(" — ")[0]
         nodes = f"; XNNPACK {f.delegated.text()}" if f.delegated is not None else ""
-        print(f"  {r.variant:26} {r.instructions:>22,} {r.instructions / base:>7.2f}×  {f.precision or 'n/a':7} "
+        precisions = " + ".join(f.precisions) or "n/a"  # most instructions first
+        print(f"  {r.variant:26} {r.instructions:>22,} {r.instructions / base:>7.2f}×  {precisions:10} "
               f"{'yes' if f.sparse else 'no':6}  {families}{nodes}")  # fmt: skip
 
 

@@ -131,3 +131,27 @@ def test_on_an_fp16_core_the_flag_runs_f16_kernels(userland: Userland) -> None:
     assert default.precision == "f32" and "f16" not in default.precisions, default.summary()
     assert forced.precision == "f16" and "f32" not in forced.precisions, forced.summary()
     assert any(family.startswith("f16 ") for family in forced.families), forced.summary()
+
+
+# ---- through adb: the x86 emulated device's benchmark_model is this runner, confined ----
+
+
+def test_the_emulated_devices_benchmark_model_takes_the_flag(emulated_device) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    device = emulated_device.device
+    device.sync.push(CONV, "/data/local/tmp/conv.tflite")
+    outputs = {}
+    for name, extra in (("fp32", []), ("fp16", [FORCE])):
+        result = device.shell2(["benchmark_model", "--graph=/data/local/tmp/conv.tflite", *QUICK, *extra,
+                                f"--output_filepath=/data/local/tmp/{name}.bin"], v2=True)  # fmt: skip
+        assert result.returncode == 0, result.output
+        parsed = parse(result.output)
+        assert parsed.runs is not None and parsed.runs.count == 2 and parsed.warnings == (), result.output
+        outputs[name] = np.frombuffer(device.sync.read_bytes(f"/data/local/tmp/{name}.bin"), np.float32)
+    assert "xnnpack_force_fp16: [1]" in result.output and "CompiledModel API" in (parsed.runner or "")
+    np.testing.assert_allclose(outputs["fp16"], outputs["fp32"], rtol=1e-2, atol=1e-2)
+    assert not np.array_equal(outputs["fp16"], outputs["fp32"])
+    refused = device.shell2(["benchmark_model", "--graph=/data/local/tmp/conv.tflite", FORCE, "--use_xnnpack=false"],
+                            v2=True)  # fmt: skip
+    assert refused.returncode == 1 and "ERROR: --xnnpack_force_fp16=true needs --use_xnnpack=true" in refused.output
