@@ -161,7 +161,7 @@ def _sparse_line(row: ModelRow, baseline: ModelRow, groups: dict[str, OpGroup]) 
         profile_names(base, "kernel"), profile_names(model, "kernel"), profile_names(base, "op"), profile_names(model, "op")
     )
     note = sparse_note(row.model_name, row.instructions, baseline.instructions, evidence)
-    if note is not None and row.instructions and baseline.instructions:
+    if note is not None and row.instructions and baseline.instructions and row.role in (None, "pruned"):
         note += f" (the guide's Pixel 4 took {GUIDE_PIXEL4_RATIO:.2f}× the dense time)"
     return note
 
