@@ -157,8 +157,8 @@ def _interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
     interpolates between are put in place (a partition, not a sort)."""
     tail = (1.0 - confidence) / 2.0
     last = draws.size - 1
-    around = sorted({min(k, last) for q in (tail, 1.0 - tail) for k in (math.floor(last * q), math.floor(last * q) + 1)})
-    ordered = np.partition(draws, around)
+    below = [math.floor(last * q) for q in (tail, 1.0 - tail)]
+    ordered = np.partition(draws, sorted({min(k, last) for b in below for k in (b, b + 1)}))
     return _quantile(ordered, tail), _quantile(ordered, 1.0 - tail)
 
 

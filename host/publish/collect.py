@@ -85,10 +85,11 @@ def run_details(store: Store, runs: list[RunInfo]) -> dict[int, RunDetails]:
     for group in store.op_groups(ids):
         ops[group.run_id].append(group)
     checks = store.output_checks(ids)
-    return {
-        run.id: RunDetails(run, trials.get(run.id, []), report_of(run, trials.get(run.id, []), ops[run.id], None, checks))
-        for run in runs
-    }
+    details = {}
+    for run in runs:
+        loaded = trials.get(run.id, [])
+        details[run.id] = RunDetails(run, loaded, report_of(run, loaded, ops[run.id], None, checks))
+    return details
 
 
 def groups_of_runs(store: Store, run_ids: list[int]) -> dict[int, list[HistoryGroup]]:

@@ -200,7 +200,7 @@ def _plan(writer: SiteWriter, shown: list[RunInfo], entries: dict[int, RunEntry]
     for run in shown:
         entry = entries[run.id]
         previous = {p.pair: last_ok[p.pair] for p in entry.points if p.pair in last_ok}
-        compare_key = ";".join(f"{pair}={prev.id}:{entries[prev.id].fingerprint}" for pair, prev in sorted(previous.items()))
+        compare_key = ";".join(f"{pair}={p.id}:{entries[p.id].fingerprint}" for pair, p in sorted(previous.items()))
         compare_key = f"{entry.fingerprint}#{compare_key}" if previous else ""
         page_key = f"{entry.fingerprint}#{bool(previous)}"
         run_path, compare_path = f"runs/{run.id}.html", f"compare/{run.id}.html"

@@ -445,7 +445,8 @@ class TrialQueries(StoreCore):
                 ).all()
                 devices = {d.id: d.to_entity() for d in _by_id(s, SqlDevice, {r.device_id for r in rows})}
                 artifacts = {a.id: a.to_entity() for a in _by_id(s, SqlArtifact, {r.artifact_id for r in rows})}
-                tools = {t.id: t.to_entity() for t in _by_id(s, SqlTool, {r.tool_id for r in rows if r.tool_id is not None})}
+                tool_ids = {r.tool_id for r in rows if r.tool_id is not None}
+                tools = {t.id: t.to_entity() for t in _by_id(s, SqlTool, tool_ids)}
                 samples: dict[int, Any] = {}
                 for ids in chunks([r.id for r in rows]):
                     samples.update(

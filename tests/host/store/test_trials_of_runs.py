@@ -21,7 +21,9 @@ def test_trials_of_runs_equal_each_runs_trials(store: Store) -> None:
         [
             synthetic_trial(odd, phone(), dense, latency_us=100.0, rng=rng),
             synthetic_trial(odd, phone(), renamed, latency_us=100.0, rng=rng, position=1, keep_samples=False),
-            dataclasses.replace(synthetic_trial(odd, emulated_device(), dense, latency_us=90.0, rng=rng, position=2), tool=None),
+            dataclasses.replace(
+                synthetic_trial(odd, emulated_device(), dense, latency_us=90.0, rng=rng, position=2), tool=None
+            ),
         ]
     )
     empty = store.start_run("bench", {})
