@@ -9,6 +9,8 @@ cpufreq in a VM, no thermal zones in a container, SELinux on a phone) leaves its
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dataclasses
 import json
 import re
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["CoreFacts", "ThermalZone", "MachineFacts", "collect", "render", "main"]
+__all__ = ["CoreFacts", "ThermalZone", "MachineFacts", "collect", "render", "main", "parse_cpu_list", "format_cpu_list"]
 
 
 @dataclass(frozen=True)
@@ -83,17 +85,45 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def _cpu_list(text: str | None) -> list[int] | None:
-    """A kernel CPU list such as ``0-3,6`` (/sys/devices/system/cpu/present) → [0, 1, 2, 3, 6]."""
-    if not text:
-        return None
-    cpus: list[int] = []
-    for part in text.split(","):
+def parse_cpu_list(text: str) -> list[int]:
+    """The kernel's CPU list form (/sys/devices/system/cpu/present, taskset's argument):
+    ``0,4-7`` → ``[0, 4, 5, 6, 7]``, sorted, each once.
+
+    Raises:
+        ValueError: not a list of numbers and upward ranges.
+    """
+    cpus: set[int] = set()
+    for part in text.strip().split(","):
         low, _, high = part.strip().partition("-")
         if not low.isdigit() or (high and not high.isdigit()):
-            return None
-        cpus.extend(range(int(low), int(high or low) + 1))
-    return cpus
+            raise ValueError(f"{part!r} is not a CPU number or range")
+        first, last = int(low), int(high or low)
+        if last < first:
+            raise ValueError(f"{part}: a range must go upwards")
+        cpus.update(range(first, last + 1))
+    return sorted(cpus)
+
+
+def format_cpu_list(cpus: Iterable[int]) -> str:
+    """``[4, 5, 6, 7, 0]`` → ``0,4-7``: the kernel's CPU list form."""
+    ordered = sorted(set(cpus))
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def _cpu_list(text: str | None) -> list[int] | None:
+    """A CPU list file's CPUs, or None when it is missing or unreadable."""
+    try:
+        return parse_cpu_list(text) if text else None
+    except ValueError:
+        return None
 
 
 def _cpuinfo(text: str | None) -> tuple[list[dict[str, str]], dict[str, str]]:

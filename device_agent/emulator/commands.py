@@ -18,7 +18,7 @@ import stat
 import time
 from typing import TYPE_CHECKING, Callable
 
-from device_agent.emulator.phone import format_cpus
+from device_agent.facts import format_cpu_list
 from device_agent.emulator.process import run_process
 from device_agent.emulator.sandbox import Entry, SandboxError
 from device_agent.emulator.shio import Builtin, Call, ExitShell, read_all
@@ -527,7 +527,7 @@ def _benchmark_model(call: Call) -> int:
     phone = call.shell.device.phone
     if phone is None:
         return run_process(call, list(runner.head), dict(runner.env), address_space=runner.address_space)
-    env = {**dict(runner.env), "LAB_PHONE_CPUS": format_cpus(call.cpus) if call.cpus else ""}
+    env = {**dict(runner.env), "LAB_PHONE_CPUS": format_cpu_list(call.cpus) if call.cpus else ""}
     with phone.running(set(call.cpus) if call.cpus else None):
         return run_process(call, list(runner.head), env, address_space=runner.address_space)
 

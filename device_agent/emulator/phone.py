@@ -33,9 +33,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from device_agent.facts import format_cpu_list
 from device_agent.profiles import Cluster, Profile, Zone
 
-__all__ = ["Phone", "STATE_FILE", "TICK_S", "SLOWDOWN_NOTE", "format_cpus", "parse_cpus"]
+__all__ = ["Phone", "STATE_FILE", "TICK_S", "SLOWDOWN_NOTE"]
 
 STATE_FILE = "state.json"
 TICK_S = 0.05
@@ -45,33 +46,6 @@ SLOWDOWN_NOTE = ("sleep padding per invoke: the host CPU plays the fastest clust
                  "throttled clusters are simulated by sleeping after each invoke")
 _CPU_ROOT = "/sys/devices/system/cpu"
 _THERMAL_ROOT = "/sys/class/thermal"
-
-
-def format_cpus(cpus: Iterable[int]) -> str:
-    """``[4, 5, 6, 7, 0]`` → ``0,4-7`` (the kernel's list form)."""
-    ordered = sorted(set(cpus))
-    parts: list[str] = []
-    start = prev = None
-    for cpu in [*ordered, None]:
-        if cpu is not None and prev is not None and cpu == prev + 1:
-            prev = cpu
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = cpu
-    return ",".join(parts)
-
-
-def parse_cpus(text: str) -> set[int]:
-    """``0,4-7`` → ``{0, 4, 5, 6, 7}``. Raises ValueError."""
-    cpus: set[int] = set()
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        first, last = int(low), int(high or low)
-        if last < first:
-            raise ValueError(part)
-        cpus.update(range(first, last + 1))
-    return cpus
 
 
 class Phone:
@@ -219,7 +193,7 @@ class Phone:
 
     def _view_text(self, vpath: str) -> str | None:
         profile = self.profile
-        every = format_cpus(range(profile.cpu_count))
+        every = format_cpu_list(range(profile.cpu_count))
         if vpath == "/proc/cpuinfo":
             return self._cpuinfo()
         if vpath in (f"{_CPU_ROOT}/online", f"{_CPU_ROOT}/possible", f"{_CPU_ROOT}/present"):

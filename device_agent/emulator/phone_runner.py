@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from device_agent.emulator.phone import parse_cpus
+from device_agent.facts import parse_cpu_list
 
 __all__ = ["main"]
 
@@ -91,7 +91,7 @@ def main(argv: list[str]) -> int:
 
     state_dir = os.environ.get("LAB_PHONE_STATE", "")
     cpu_text = os.environ.get("LAB_PHONE_CPUS") or None
-    padding = _Padding(state_dir, parse_cpus(cpu_text) if cpu_text else None)
+    padding = _Padding(state_dir, set(parse_cpu_list(cpu_text)) if cpu_text else None)
     original = bench.run_loop
 
     def run_loop(invoke: Callable[[], object], *args: Any, **kwargs: Any) -> Any:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from device_agent.facts import format_cpu_list, parse_cpu_list
 from host.devices.shell import DeviceShell, run_sections
 from host.errors import UsageError
 from host.records import DeviceFacts, DeviceKind
 
-__all__ = ["read_facts", "read_facts_and_notes", "device_kind", "cpu_path", "Cluster", "clusters", "cpu_list",
+__all__ = ["read_facts", "read_facts_and_notes", "device_kind", "cpu_path", "Cluster", "clusters",
            "resolve_cores"]
 
 _PROPS = (
@@ -62,7 +63,7 @@ def _int(text: str | None) -> int | None:
 def _possible_count(text: str) -> int | None:
     """The number of CPUs in ``/sys/devices/system/cpu/possible`` (``0-7``), or None."""
     try:
-        return len(_parse_list(text.strip())) or None
+        return len(parse_cpu_list(text.strip())) or None
     except ValueError:
         return None
 
@@ -122,7 +123,7 @@ class Cluster:
     @property
     def cpus(self) -> str:
         """``4-6`` or ``7``: the kernel's list form."""
-        return cpu_list(self.cores)
+        return format_cpu_list(self.cores)
 
 
 def clusters(facts: DeviceFacts) -> list[Cluster]:
@@ -132,32 +133,6 @@ def clusters(facts: DeviceFacts) -> list[Cluster]:
         if khz:
             by_freq.setdefault(khz, []).append(core)
     return [Cluster(tuple(cores), khz) for khz, cores in sorted(by_freq.items())]
-
-
-def cpu_list(cores: tuple[int, ...] | list[int]) -> str:
-    """``(4, 5, 6, 7, 0)`` → ``0,4-7``."""
-    ordered = sorted(set(cores))
-    parts: list[str] = []
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ",".join(parts)
-
-
-def _parse_list(text: str) -> list[int]:
-    """``0,4-7`` → ``[0, 4, 5, 6, 7]``. Raises ValueError."""
-    cores: set[int] = set()
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        first, last = int(low), int(high or low)
-        if last < first:
-            raise ValueError(f"{part}: a range must go upwards")
-        cores.update(range(first, last + 1))
-    return sorted(cores)
 
 
 def resolve_cores(facts: DeviceFacts, cores: str) -> tuple[tuple[int, ...], str]:
@@ -176,9 +151,9 @@ def resolve_cores(facts: DeviceFacts, cores: str) -> tuple[tuple[int, ...], str]
         chosen = found[-1] if cores == "big" else found[0]
         return chosen.cores, f"{cores}: {chosen.cpus}"
     try:
-        wanted = _parse_list(cores)
+        wanted = parse_cpu_list(cores)
     except ValueError as exc:
         raise UsageError(f"--cores {cores}: {exc}; give big, little or CPUs such as 4-7") from exc
     if facts.cores is not None and wanted[-1] >= facts.cores:
         raise UsageError(f"--cores {cores}: {facts.serial} has CPUs 0-{facts.cores - 1} only (see `lab devices`)")
-    return tuple(wanted), cpu_list(wanted)
+    return tuple(wanted), format_cpu_list(wanted)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from device_agent.emulator.device import Device
-from device_agent.emulator.phone import HYSTERESIS_C, Phone, format_cpus, parse_cpus
+from device_agent.emulator.phone import HYSTERESIS_C, Phone
+from device_agent.facts import format_cpu_list, parse_cpu_list
 from device_agent.emulator.sandbox import Sandbox
 from device_agent.emulator.shell import Shell
 from device_agent.emulator.shio import BufferSink
@@ -72,7 +73,7 @@ def test_unknown_and_broken_profiles(tmp_path: Path) -> None:
 
 
 def test_cpu_lists() -> None:
-    assert format_cpus([7, 4, 5, 6, 0]) == "0,4-7" and parse_cpus("0,4-7") == {0, 4, 5, 6, 7}
+    assert format_cpu_list([7, 4, 5, 6, 0]) == "0,4-7" and parse_cpu_list("0,4-7") == [0, 4, 5, 6, 7]
 
 
 @pytest.mark.parametrize("name", PROFILES)
