@@ -26,7 +26,7 @@ class Store(FarmQueries, OpQueries, TransferQueries, HistoryQueries, CheckQuerie
     """The result store. Thread-safe; use as a context manager or call ``close()``.
 
     Runs: ``start_run``, ``finish_run``, ``get_run``, ``list_runs``, ``latest_run_id``,
-    ``runs_before``. Trials: ``save_trial``, ``save_trials``, ``load_trials``. History:
+    ``runs_before``. Trials: ``save_trial``, ``save_trials``, ``load_trials``, ``load_trials_of_runs``. History:
     ``history``. Transfer: ``export_lines``, ``import_lines``. Per-op profiles: ``op_groups``.
     On-device output checks: ``save_output_check``, ``output_checks``.
     Farm (hosts, devices, jobs): see ``FarmQueries``.

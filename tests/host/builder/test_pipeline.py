@@ -38,11 +38,17 @@ def _interpreter(path: Path, preserve: bool = False) -> Any:
 
 def test_the_folder_holds_both_models_and_the_manifest(built: BuildResult, build_home: Path) -> None:
     assert built.dir == build_home / "artifacts" / built.build_id
-    assert sorted(p.name for p in built.dir.iterdir()) == ["dense.tflite", "manifest.json", "pruned.tflite"]
+    assert sorted(p.name for p in built.dir.iterdir()) == [
+        "dense.reference.npz", "dense.tflite", "manifest.json", "pruned.reference.npz", "pruned.tflite", "verify_inputs.npy"
+    ]  # the models, and their host outputs on the first evaluation images for the on-device output check
     assert (built.dense, built.pruned) == (built.dir / "dense.tflite", built.dir / "pruned.tflite")
     assert not built.cached
     assert load_manifest(built.dir) == built.manifest
     assert built.manifest["manifest_version"] == MANIFEST_VERSION and built.manifest["build_id"] == built.build_id
+    verification = built.manifest["verification"]
+    assert verification["inputs"]["path"] == "verify_inputs.npy" and verification["inputs"]["count"] > 0
+    assert set(verification["outputs"]) == {"dense", "pruned"}
+    assert verification["interpreter"] == "LiteRT on the host, builtin kernels without XNNPACK"
 
 
 @pytest.mark.parametrize("role", ["dense", "pruned"])
