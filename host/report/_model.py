@@ -168,7 +168,7 @@ class RunComparison:
     unmatched: list[str]  # groups present in one run only, or not comparable (device kinds differ)
 
 
-CheckTest = Literal["latency", "typical", "tail", "init", "memory", "instructions", "presence"]
+CheckTest = Literal["latency", "typical", "tail", "init", "memory", "instructions", "presence", "outputs"]
 CheckOutcome = Literal["ok", "regression", "missing", "failed"]
 
 
@@ -178,7 +178,7 @@ class CheckRow:
     ``typical`` the median invoke, ``tail`` the p95 invoke and ``init``/``memory`` the init time and
     peak memory (when gated), ``instructions``
     the QEMU counts; ``presence`` says a baseline model failed every trial or is gone from the
-    candidate."""
+    candidate; ``outputs`` that the candidate's outputs on the device were wrong (or not checkable)."""
 
     model_name: str
     device_serial: str

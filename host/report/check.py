@@ -1,7 +1,8 @@
 """`lab check`: the CI gate. It fails closed: exit 1 when a model on a device got slower beyond
 the threshold with statistical confidence, **or** when a model × device of the baseline failed every
-trial or is missing from the candidate (unless ``allow_missing``); 0 when none; 2 when nothing
-could be compared.
+trial or is missing from the candidate (unless ``allow_missing``), or gave wrong outputs on the
+device in the candidate's output check (``outputs``; ``host.bench.verify``); 0 when none; 2 when
+nothing could be compared.
 
 Tests per model × device (``--metric time``), all on per-trial figures (``host.figures``), each a
 trimmed t-test on log values (``stats.trimmed_t``) plus the ratio of medians beyond a threshold
@@ -30,6 +31,7 @@ from dataclasses import dataclass, replace
 from host.bench.stats import ALPHA, Estimate, clean, decide, holm, ratio_ci, trimmed_t
 from host.errors import UsageError
 from host.figures import HEADLINE_CHAIN, TAIL, TYPICAL
+from host.records import OutputCheck
 from host.report._match import Pair, gate_values, label, match_groups, pool_groups
 from host.report._model import CheckResult, CheckRow, CheckTest
 from host.report.ops import OpDiff, compare_op_groups, pair_op_groups, pool_op_groups
@@ -231,6 +233,21 @@ def _baselines(store: Store, candidate: RunInfo, baseline: int | tuple[str, int]
     return store.runs_before(candidate.id, baseline[1])
 
 
+def _outputs_rows(pairs: list[Pair], checks: Sequence[OutputCheck], metric: str) -> list[CheckRow]:
+    """A row failing the gate for each compared model × device whose outputs on the device were
+    wrong (or could not be checked) in the candidate run: a fast model computing the wrong thing
+    is no result to pass."""
+    bad = {(c.device.serial, c.model.sha256): c for c in checks if c.status != "ok"}
+    rows = []
+    for _, cand, _ in pairs:
+        check = bad.get((cand.device.serial, cand.model_sha256))
+        if check is None:
+            continue
+        reason = check.error if check.status == "wrong" else f"output check failed: {check.error}"
+        rows.append(replace(_presence_row(cand, metric, "failed", f"{reason} ({check.tolerance})"), test="outputs"))
+    return rows
+
+
 def _failed_reason(group: HistoryGroup) -> str:
     first = group.errors[0] if group.errors else "no trial was saved"
     return f"no successful trial in the candidate ({group.trials_failed} failed: {first})"
@@ -331,6 +348,7 @@ def check_run(
         metric,
         limits,
         allow_missing=allow_missing,
+        checks=store.output_checks([candidate.id]),
     )
     if ops and any(r.outcome == "regression" for r in result.rows):
         result = replace(result, rows=_ops_behind(store, bases, candidate, result.rows))
@@ -346,10 +364,12 @@ def check_groups(
     limits: Thresholds | None = None,
     *,
     allow_missing: bool = False,
+    checks: Sequence[OutputCheck] = (),
 ) -> CheckResult:
     """`check_run`'s verdicts from the groups of the baseline runs (pooled here) and of the
     candidate, already loaded: the results site loads those of many runs in one query. No ops
-    named; ``limits`` defaults to `check_run`'s."""
+    named; ``limits`` defaults to `check_run`'s. ``checks``: the candidate's on-device output
+    checks; a wrong or failed one fails its model × device."""
     if limits is None:
         limits = Thresholds(DEFAULT_MAX_REGRESSION[metric])
     threshold = limits.latency
@@ -360,7 +380,7 @@ def check_groups(
         names = sorted({label(g) for g in base_groups}), sorted({label(g) for g in cand_groups})
         why = f"no model × device in common: the baseline has {', '.join(names[0])}; the candidate has {', '.join(names[1])}"
         return CheckResult(candidate, bases, metric, threshold, [], [why, *reasons])
-    rows = _pair_rows(pairs, metric, limits, reasons)
+    rows = _pair_rows(pairs, metric, limits, reasons) + _outputs_rows(pairs, checks, metric)
     for group in missing:
         if not group.figures:
             reasons.append(f"{label(group)}: only in the baseline, where it had no successful trial")

@@ -76,7 +76,7 @@ def test_host_reference_of_a_file_and_bad_inputs() -> None:
 
 
 def _bench(adb_server: Any, tmp_path: Path, models: list[Path], serial: str, **kwargs: Any) -> Any:
-    request = BenchRequest(params=FAST, trials=1, **kwargs)
+    request = BenchRequest(params=FAST, **{"trials": 1, **kwargs})
     with open_store(f"sqlite:///{tmp_path / 'lab.db'}") as store:
         return run_bench(
             request,
@@ -242,3 +242,26 @@ def test_xnnpack_fp16_runs_the_flag_and_checks_with_the_fp16_tolerance(
     with open_store(f"sqlite:///{tmp_path / 'cli' / 'lab.db'}") as store:
         (trial,) = store.load_trials(document["run_id"])
     assert "--xnnpack_force_fp16=true" in trial.params.extra_flags and "CompiledModel" in (trial.tool.version or "")
+
+
+@pytest.mark.slow
+def test_lab_check_fails_a_candidate_whose_outputs_were_wrong_on_the_device(
+    adb_server: Any, emulated_device: Any, tmp_path: Path
+) -> None:
+    from host.report.check import check_run
+
+    good = _bench(adb_server, tmp_path, [MODELS / "conv.tflite"], emulated_device.serial, verify=4, trials=3)
+    assert good.exit_code == 0
+    # a tool that times like the real one but writes other outputs: what a broken delegate does
+    corrupt = f'"{sys.executable}" -c "import numpy as n; a = n.fromfile(\'verify_output.bin\', n.float32); (1 - a).tofile(\'verify_output.bin\')"'
+    tool = write_script(tmp_path / "benchmark_model", f'"{sys.executable}" -m device_agent bench "$@"; rc=$?; '
+                                                      f'[ -f verify_output.bin ] && {corrupt}; exit $rc')
+    bad = _bench(adb_server, tmp_path, [MODELS / "conv.tflite"], emulated_device.serial, verify=4, trials=3,
+                 binary=str(tool))
+    (check,) = bad.checks
+    assert check.status == "wrong" and bad.exit_code == 1
+    with open_store(f"sqlite:///{tmp_path / 'lab.db'}") as store:
+        result = check_run(store, bad.run_id, baseline=str(good.run_id))
+    outputs = [r for r in result.rows if r.test == "outputs"]
+    assert [(r.model_name, r.outcome) for r in outputs] == [("conv.tflite", "failed")]
+    assert outputs[0].reason.startswith("wrong output on this device: ") and result.exit_code == 1
