@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from host.errors import NotFoundError, StoreError
 from host.records import OutputCheck
@@ -42,17 +43,21 @@ class CheckQueries(TrialQueries):
         with self._write_lock, self._sessions.session(write=True) as s:
             if s.get(SqlRun, check.run_id) is None:
                 raise NotFoundError(f"run {check.run_id} is not in {self.shown_url}")
-            devices: dict[tuple[Any, ...], int] = {}
-            artifacts: dict[str, tuple[int, bool]] = {}
-            values = {
-                "run_id": check.run_id,
-                "device_id": self._device_id(s, check.device, devices),
-                "artifact_id": self._artifact_id(s, check.model, artifacts),
-                "model_name": check.model.name,
-                "checked_at": to_db_time(check.checked_at),
-                **{name: _finite(getattr(check, name)) for name in _FIGURES},
-            }
-            insert_ignore(s, SqlOutputCheck.__table__, values, ["run_id", "device_id", "artifact_id"])
+            self._insert_output_check(s, check, check.run_id)
+
+    def _insert_output_check(self, s: Session, check: OutputCheck, run_id: int) -> bool:
+        """Inserts ``check`` as a check of run ``run_id`` unless its model × device has one there; True when added."""
+        devices: dict[tuple[Any, ...], int] = {}
+        artifacts: dict[str, tuple[int, bool]] = {}
+        values = {
+            "run_id": run_id,
+            "device_id": self._device_id(s, check.device, devices),
+            "artifact_id": self._artifact_id(s, check.model, artifacts),
+            "model_name": check.model.name,
+            "checked_at": to_db_time(check.checked_at),
+            **{name: _finite(getattr(check, name)) for name in _FIGURES},
+        }
+        return insert_ignore(s, SqlOutputCheck.__table__, values, ["run_id", "device_id", "artifact_id"])
 
     def output_checks(self, run_ids: Sequence[int]) -> list[OutputCheck]:
         """The checks of these runs, by run, device and model name."""

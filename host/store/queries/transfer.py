@@ -5,8 +5,11 @@ The file, one JSON object per line::
     {"type": "lab-export", "format": 1, "lab_version": "0.1.0", "exported_at": "2025-…"}
     {"type": "run", "uid": "3f…", "kind": "bench", "status": "ok", "config": {…}, "started_at": "…", …}
     {"type": "trial", "run": "3f…", "trial": {…every field of host.records.Trial…}}
+    {"type": "check", "run": "3f…", "check": {…every field of host.records.OutputCheck…}}
 
-Runs are identified by their ``uid`` and trials by a content hash (see ``_codec.trial_hash``), so
+Format 2 added the on-device output checks (``check`` lines); format 1 files import as they are.
+Runs are identified by their ``uid``, trials by a content hash (see ``_codec.trial_hash``) and
+checks by their run, device and model, so
 importing a file twice, or a file that overlaps what is already there, adds nothing twice. An
 import reads and checks the whole file before writing, then writes in one transaction: a bad line
 is reported by its number and nothing of the file is kept. NaN is written as JSON's ``NaN``
@@ -26,16 +29,17 @@ from sqlalchemy import func, select, update
 
 from host import __version__
 from host.errors import StoreError
-from host.records import Trial, to_jsonable
+from host.records import OutputCheck, Trial, to_jsonable
 from host.store._codec import DecodeError, from_jsonable, trial_from_json, trial_to_json, utc
 from host.store._models import SqlMeasurement, SqlRun, to_db_time
 from host.store.entities import ImportSummary
+from host.store.queries.checks import CheckQueries
 from host.store.queries.runs import RunQueries
-from host.store.queries.trials import TrialQueries
 
 __all__ = ["TransferQueries", "ImportFileError", "ExportedRun", "EXPORT_FORMAT"]
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
 
 
 class ImportFileError(StoreError):
@@ -66,6 +70,7 @@ class ExportedRun:
 class _ParsedRun:
     run: ExportedRun
     trials: list[Trial] = field(default_factory=list)
+    checks: list[OutputCheck] = field(default_factory=list)
 
 
 def _dumps(value: Any) -> str:
@@ -105,7 +110,7 @@ def _parse(lines: Iterable[str], source: str) -> list[_ParsedRun]:
         if not header_seen:
             if kind != "lab-export":
                 raise ImportFileError(source, number, "not a lab export file (the first line must be its header)")
-            if record.get("format") != EXPORT_FORMAT:
+            if record.get("format") not in _READABLE_FORMATS:
                 raise ImportFileError(
                     source, number, f"export format {record.get('format')!r} is not {EXPORT_FORMAT}: upgrade lab"
                 )
@@ -124,6 +129,14 @@ def _parse(lines: Iterable[str], source: str) -> list[_ParsedRun]:
                 trial = trial_from_json(record.get("trial"))
                 _check_latencies(trial)
                 runs[uid].trials.append(trial)
+            elif kind == "check":
+                uid = record.get("run")
+                if uid not in runs:
+                    raise DecodeError(f"output check of run {uid!r}, which no earlier line defines")
+                value = record.get("check")
+                runs[uid].checks.append(
+                    from_jsonable(OutputCheck, {**value, "run_id": None} if isinstance(value, dict) else value, "check")
+                )
             else:
                 raise DecodeError(f"unknown record type {kind!r}")
         except DecodeError as exc:
@@ -133,7 +146,7 @@ def _parse(lines: Iterable[str], source: str) -> list[_ParsedRun]:
     return list(runs.values())
 
 
-class TransferQueries(RunQueries, TrialQueries):
+class TransferQueries(RunQueries, CheckQueries):
     """Store methods for export and import."""
 
     def export_lines(self, since: datetime | None = None) -> Iterator[str]:
@@ -161,6 +174,8 @@ class TransferQueries(RunQueries, TrialQueries):
             yield _dumps({"type": "run", **to_jsonable(run)})
             for trial in self.load_trials(info.id):
                 yield _dumps({"type": "trial", "run": info.uid, "trial": trial_to_json(trial)})
+            for check in self.output_checks([info.id]):
+                yield _dumps({"type": "check", "run": info.uid, "check": {**to_jsonable(check), "run_id": None}})
 
     def import_lines(self, lines: Iterable[str], source: str = "import file") -> ImportSummary:
         """Merges an export into this store; all or nothing.
@@ -210,6 +225,8 @@ class TransferQueries(RunQueries, TrialQueries):
                     added = self._count_run(s, run_id) - before
                     trials_added += added
                     trials_present += len(item.trials) - added
+                    for check in item.checks:
+                        self._insert_output_check(s, check, run_id)
         return ImportSummary(runs_added, runs_present, trials_added, trials_present)
 
     def _count_run(self, s: Any, run_id: int) -> int:

@@ -116,6 +116,19 @@ def test_outputs_checked_on_the_device_stored_and_shown(
         (c.model.name, c.status, c.max_rel_error) for c in out.checks
     ]
 
+    # lab export / lab import carry the checks (twice imported: added once)
+    with open_store(f"sqlite:///{tmp_path / 'lab.db'}") as store:
+        lines = list(store.export_lines())
+    assert sum('"type":"check"' in line for line in lines) == 3
+    with open_store(f"sqlite:///{tmp_path / 'copy.db'}") as copy:
+        copy.import_lines(lines)
+        copy.import_lines(lines)
+        (run,) = copy.list_runs()
+        copied = copy.output_checks([run.id])
+    assert [(c.model.name, c.status, c.max_rel_error, c.command) for c in copied] == [
+        (c.model.name, c.status, c.max_rel_error, c.command) for c in stored
+    ]
+
     # the CLI: an "outputs" column, a line per model, and the checks in --json
     monkeypatch.setenv("LAB_HOME", str(tmp_path / "cli"))
     result = CliRunner().invoke(app, ["bench", str(MODELS / "conv.tflite"), "-s", emulated_device.serial,
