@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from host.errors import UsageError
 from host.hashing import file_sha256
 from host.records import ModelFile
 
-__all__ = ["model_file", "TFLITE_IDENTIFIER"]
+__all__ = ["model_file", "build_entry", "TFLITE_IDENTIFIER"]
 
 TFLITE_IDENTIFIER = b"TFL3"  # the flatbuffer file identifier, bytes 4..8 of every .tflite
 
@@ -44,3 +45,19 @@ def model_file(
         build_id=build_id,
         manifest=manifest,
     )
+
+
+def build_entry(path: Path) -> tuple[str, Path, dict[str, Any]] | None:
+    """(variant name, build folder, manifest) when ``path`` lies in a lab build folder whose
+    ``manifest.json`` lists a file of its name; None otherwise (or when the manifest is unreadable)."""
+    folder = Path(path).resolve().parent
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    for name, entry in (files or {}).items():
+        if isinstance(entry, dict) and entry.get("path") == Path(path).name:
+            return str(name), folder, manifest
+    return None
+

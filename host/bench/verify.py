@@ -55,6 +55,7 @@ __all__ = [
     "model_precision",
     "build_reference",
     "build_references",
+    "references_beside",
 ]
 
 INPUT_FILE = "verify_input_{digest}.bin"  # named by content: variants sharing inputs push them once
@@ -136,8 +137,11 @@ def build_reference(path: Path, inputs: Sequence[np.ndarray], *, role: str | Non
     return Reference(tuple(inputs), tuple(outputs), io, model_precision(path, role), source)
 
 
-def build_references(models: Sequence[ModelFile], folder: Path, manifest: Mapping[str, Any]) -> dict[str, Reference]:
+def build_references(
+    models: Sequence[ModelFile], folder: Path, manifest: Mapping[str, Any], names: Mapping[str, str] | None = None
+) -> dict[str, Reference]:
     """The references a lab build kept for its variants (by model sha256), where still intact.
+    A model is that build's variant ``names[sha256]``, else its role.
 
     Raises:
         UsageError: a model's file cannot be loaded on the host.
@@ -150,13 +154,29 @@ def build_references(models: Sequence[ModelFile], folder: Path, manifest: Mappin
     interpreter = (manifest.get("verification") or {}).get("interpreter", "the host")
     references: dict[str, Reference] = {}
     for model in models:
-        if model.role not in kept:
+        name = (names or {}).get(model.sha256, model.role)
+        if name not in kept:
             continue
-        inputs, outputs = kept[model.role]
+        inputs, outputs = kept[name]
         source = f"build {build_id}: {interpreter}, right after conversion"
         references[model.sha256] = Reference(
-            (inputs,), tuple(outputs), model_io(Path(model.path)), model_precision(Path(model.path), model.role), source
+            (inputs,), tuple(outputs), model_io(Path(model.path)), model_precision(Path(model.path), name), source
         )
+    return references
+
+
+def references_beside(models: Sequence[ModelFile]) -> dict[str, Reference]:
+    """For files that lie in a lab build folder whose manifest lists them (``lab bench
+    ~/.lab/artifacts/ID/pruned.tflite``), the references that build kept — also for a file
+    changed since its build, whose outputs then show as wrong."""
+    from host.bench.models import build_entry
+
+    references: dict[str, Reference] = {}
+    for model in models:
+        found = build_entry(Path(model.path))
+        if found is not None:
+            name, folder, manifest = found
+            references.update(build_references([model], folder, manifest, {model.sha256: name}))
     return references
 
 

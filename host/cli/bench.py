@@ -42,6 +42,7 @@ def bench(
     Exit codes: 0 all trials ok (and outputs right), 1 some failed or gave wrong outputs, 2 nothing could run.
     """
     from host.bench import model_file, run_bench
+    from host.bench.verify import references_beside
     from host.bench.trial import OP_PROFILING_FLAG, XNNPACK_FP16_FLAG
     from host.cli.render.bench import failure_lines, note_lines, outcome_json, summary_table
     from host.cli.render.progress import RichBenchProgress
@@ -57,6 +58,7 @@ def bench(
     if xnnpack_fp16:
         request = request.with_flags(XNNPACK_FP16_FLAG)
     files = [model_file(path) for path in models]
+    references = references_beside(files) if request.verify else None
     client = adb_client(on_start=lambda message: err.print(message, highlight=False))
     devices = select_devices(client, device)
     skipped = skipped_devices(client, device)  # stored with the run, so its results say who was left out
@@ -64,6 +66,7 @@ def bench(
         err.print(f"skipping {serial}: {problem}", highlight=False, markup=False)
     with open_store(lab.db_url) as store, RichBenchProgress(err) as progress:
         outcome = run_bench(request, files, devices, store=store, home=lab.home, progress=progress, client=client,
+                            references=references,
                             config={"skipped_devices": skipped} if skipped else None)
     if json_:
         typer.echo(json.dumps(outcome_json(outcome), indent=2))

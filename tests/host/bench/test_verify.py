@@ -197,7 +197,9 @@ def _negate_float_weights(path: Path) -> None:
 
 @pytest.mark.tf
 @pytest.mark.slow
-def test_a_model_altered_after_its_build_is_caught(adb_server: Any, emulated_device: Any, tmp_path: Path) -> None:
+def test_a_model_altered_after_its_build_is_caught(
+    adb_server: Any, emulated_device: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from host.builder import BuildSpec, build
 
     built = build(BuildSpec(dataset="synthetic", quick=True), tmp_path / "home")
@@ -237,6 +239,15 @@ def test_a_model_altered_after_its_build_is_caught(adb_server: Any, emulated_dev
     assert any(n.startswith("pruned.tflite: wrong output on this device: max |device − host| is ") for n in section.notes)
     text = md.render(report)
     assert "| outputs on device |" in text and "| WRONG |" in text and "| ok (16, top-1 100%) |" in text
+
+    # lab bench on the build's own files checks them against that build's references too
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "cli"))
+    result = CliRunner().invoke(app, ["bench", str(built.files["dense"]), str(built.files["pruned"]), "-s",
+                                      emulated_device.serial, "--trials", "1", "--runs", "3", "--verify", "8", "--json"])
+    assert result.exit_code == 1, result.output
+    checks = {c["model"]["name"]: c for c in json.loads(result.stdout)["output_checks"]}
+    assert checks["dense.tflite"]["status"] == "ok" and checks["pruned.tflite"]["status"] == "wrong"
+    assert checks["pruned.tflite"]["reference"].startswith(f"build {built.build_id}")
 
 
 @pytest.mark.slow
