@@ -203,7 +203,7 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
         "version": JSON_VERSION,
         "run_id": outcome.run_id,
         "exit_code": outcome.exit_code,
-        "status": {0: "ok", 1: "partial", 2: "failed"}[outcome.exit_code],
+        "status": _status(outcome),
         "trials": len(outcome.trials),
         "trials_ok": sum(t.status == "ok" for t in outcome.trials),
         "tools": tools,
@@ -215,6 +215,14 @@ def outcome_json(outcome: BenchOutcome) -> dict[str, Any]:
         "output_checks": [_check_json(c) for c in outcome.checks],
         "outputs_ok": all(c.status == "ok" for c in outcome.checks),
     }
+
+
+def _status(outcome: BenchOutcome) -> str:
+    """ok, partial (some trials failed), failed (none ran), or "wrong outputs" (every trial ran, but
+    some model's outputs on a device were wrong or could not be checked)."""
+    if outcome.exit_code == 1 and all(t.status == "ok" for t in outcome.trials):
+        return "wrong outputs"
+    return {0: "ok", 1: "partial", 2: "failed"}[outcome.exit_code]
 
 
 def _check_json(c: OutputCheck) -> dict[str, Any]:

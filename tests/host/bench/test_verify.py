@@ -248,6 +248,7 @@ def test_a_model_altered_after_its_build_is_caught(
     checks = {c["model"]["name"]: c for c in json.loads(result.stdout)["output_checks"]}
     assert checks["dense.tflite"]["status"] == "ok" and checks["pruned.tflite"]["status"] == "wrong"
     assert checks["pruned.tflite"]["reference"].startswith(f"build {built.build_id}")
+    assert json.loads(result.stdout)["status"] == "wrong outputs"
 
 
 @pytest.mark.slow
