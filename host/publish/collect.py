@@ -5,10 +5,11 @@ runs need in a few queries (a store of 1,000 runs is published in seconds, not a
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from host.publish.model import Change, Point, pair_key
-from host.records import Trial
+from host.records import OutputCheck, Trial
 from host.report import RunOpsComparison, RunReport, compare_ops
 from host.report._format import device_line
 from host.report.build import report_of
@@ -106,10 +107,12 @@ def run_changes(
     previous: dict[str, RunInfo],
     groups: dict[int, list[HistoryGroup]],
     with_ops: set[int],
+    checks: Sequence[OutputCheck] = (),
 ) -> tuple[list[Change], list[RunOpsComparison]]:
     """The gate (`lab check RUN --baseline PREVIOUS --allow-missing`) for each model × device of
     ``previous`` (pair → the run that last measured it), from the runs' loaded ``groups``
-    (``groups_of_runs``), and the per-op diffs where both runs have profiles (``with_ops``)."""
+    (``groups_of_runs``) and the run's on-device output ``checks`` (a wrong or failed one fails its
+    row, as in `lab check`), and the per-op diffs where both runs have profiles (``with_ops``)."""
     by_previous: dict[int, set[str]] = defaultdict(set)
     bases: dict[int, RunInfo] = {}
     for pair, prev in previous.items():
@@ -118,7 +121,8 @@ def run_changes(
     changes: list[Change] = []
     op_diffs: list[RunOpsComparison] = []
     for prev, pairs in sorted(by_previous.items()):
-        result = check_groups(run, [bases[prev]], groups.get(prev, []), groups.get(run.id, []), allow_missing=True)
+        result = check_groups(run, [bases[prev]], groups.get(prev, []), groups.get(run.id, []),
+                              allow_missing=True, checks=checks)
         for row in result.rows:
             if pair_key(row.model_name, row.device_serial) not in pairs:
                 continue

@@ -39,7 +39,7 @@ from host.publish.collect import (
 from host.publish.model import Change, Point, RunEntry, fingerprint, pair_page
 from host.publish.render import ASSETS, asset, macro, render, templates_digest
 from host.publish.writer import SiteWriter, WriteCounts
-from host.records import DeviceState
+from host.records import DeviceState, OutputCheck
 from host.store import HistoryGroup, RunInfo, Store
 
 __all__ = ["SiteFilter", "publish", "SPARK_POINTS"]
@@ -243,10 +243,13 @@ def _compute(
     ids = {t.run.id for t in compared} | {prev.id for t in compared for prev in t.previous.values()}
     missing = sorted(ids - known.keys())
     groups = {**known, **groups_of_runs(store, missing)} if missing else known
+    checks: dict[int, list[OutputCheck]] = defaultdict(list)
+    for check in store.output_checks([t.run.id for t in compared]) if compared else ():
+        checks[check.run_id].append(check)
     for item in compared:
         run = item.run
         with_ops = {rid for rid in (run.id, *(p.id for p in item.previous.values())) if entries[rid].has_ops}
-        item.entry.changes, op_diffs = run_changes(store, run, item.previous, groups, with_ops)
+        item.entry.changes, op_diffs = run_changes(store, run, item.previous, groups, with_ops, checks[run.id])
         item.entry.rows = {}
         writer.write(f"compare/{run.id}.html", _compare_page(run, item.entry.changes, op_diffs))
         item.entry.compare_key = item.compare_key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,10 @@ from host.errors import UsageError
 from host.publish import STATE_DIR, SiteFilter, publish
 from host.publish.serve import make_server
 from host.publish.writer import SiteWriter
+from host.records import OutputCheck
 from host.store import Store
 
-from tests.host.synthetic import add_synthetic_run, emulated_device, model_file
+from tests.host.synthetic import add_synthetic_run, emulated_device, guide_models, model_file
 
 SCRIPT_NAME = "<script>alert(1)</script>.tflite"
 
@@ -108,6 +110,26 @@ def test_filters_and_links_resolve(store: Store, tmp_path: Path) -> None:
             assert (site / name).parent.joinpath(link).resolve().is_file(), f"{name}: {link}"
     publish(store, site)  # the filter dropped: the other pages appear, none is stale
     assert len([p for p in _files(site) if p.startswith("history/")]) == 4
+
+
+def test_wrong_outputs_on_the_device_are_flagged_like_lab_check_flags_them(store: Store, tmp_path: Path) -> None:
+    add_synthetic_run(store, trials=2, seed=0, devices=(emulated_device(),))
+    run = add_synthetic_run(store, trials=2, seed=1, devices=(emulated_device(),))  # as fast as the first
+    dense, _ = guide_models()
+    store.save_output_check(OutputCheck(
+        run_id=run, device=emulated_device(), model=dense, status="wrong", inputs=16, precision="fp32",
+        tolerance="max |device − host| ≤ 0.0001 × max |host|", reference="seeded inputs",
+        checked_at=datetime.now(timezone.utc), max_abs_error=0.5, max_rel_error=0.8,
+        error="wrong output on this device: max |device − host| is 0.8 × max |host|",
+    ))
+    site = tmp_path / "site"
+    publish(store, site)
+    compare = (site / "compare" / f"{run}.html").read_text()
+    assert "lab check would fail: 1 row(s) flagged" in compare
+    flagged = [row for row in compare.split("<tr") if row.startswith(' class="flagged"')]
+    assert len(flagged) == 1 and "dense.tflite" in flagged[0] and "outputs" in flagged[0] and "0.8 × max" in flagged[0]
+    index = (site / "index.html").read_text()
+    assert index.count('class="grid flagged"') == 1  # the dense model's cell; the pruned one is fine
 
 
 def test_names_are_escaped(store: Store, tmp_path: Path) -> None:
