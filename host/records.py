@@ -197,7 +197,7 @@ class BenchRequest:
         if self.cooldown_s < 0:
             raise UsageError(f"--cooldown must not be negative, got {self.cooldown_s:g}")
         if self.max_temp_wait_s < 0:
-            raise UsageError(f"the wait for --max-temp must not be negative, got {self.max_temp_wait_s:g}")
+            raise UsageError(f"--max-temp-wait must not be negative, got {self.max_temp_wait_s:g}")
         if self.cores is not None and not CORES_RE.fullmatch(self.cores):
             raise UsageError(f"--cores must be big, little or CPU numbers such as 4-7 or 0,2; got {self.cores!r}")
         if not 0 <= self.verify <= MAX_VERIFY_INPUTS:

@@ -95,6 +95,11 @@ REQUEST_OPTIONS = (
         typer.Option("--max-temp", help="Before each trial, wait (bounded) until every thermal zone is below C °C."),
     ),
     RequestOption(
+        "max_temp_wait_s",
+        typer.Option("--max-temp-wait", help="The most seconds each trial waits for --max-temp; then it runs anyway, "
+                     "the temperature recorded."),
+    ),
+    RequestOption(
         "cores",
         typer.Option(
             "--cores",

@@ -14,7 +14,7 @@ from host.cli.options import REQUEST_OPTIONS, request_options
 from host.errors import UsageError
 from host.records import BenchRequest, TrialParams
 
-NOT_OPTIONS = {"params", "extra_flags", "max_temp_wait_s"}  # set by commands (--ops) or by library callers only
+NOT_OPTIONS = {"params", "extra_flags"}  # set by commands (--ops, --xnnpack-fp16)
 
 
 def _app(**exclude: tuple[str, ...]) -> tuple[typer.Typer, list[BenchRequest]]:
@@ -44,13 +44,13 @@ def test_defaults_are_the_records() -> None:
 def test_options_make_the_request() -> None:
     app, seen = _app()
     args = ["x", "--threads", "4", "--runs", "7", "--warmup", "0", "--min-secs", "0.5", "--no-xnnpack", "--timeout", "9",
-            "--trials", "3", "--cooldown", "1.5", "--max-temp", "40", "--seed", "2", "--binary", "/bm", "--no-wait",
+            "--trials", "3", "--cooldown", "1.5", "--max-temp", "40", "--max-temp-wait", "30", "--seed", "2", "--binary", "/bm", "--no-wait",
             "--loud"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert seen == [BenchRequest(
         params=TrialParams(threads=4, runs=7, warmup_runs=0, use_xnnpack=False, min_secs=0.5, timeout_s=9.0),
-        trials=3, cooldown_s=1.5, max_temp_c=40.0, seed=2, binary="/bm", wait_for_device=False,
+        trials=3, cooldown_s=1.5, max_temp_c=40.0, max_temp_wait_s=30.0, seed=2, binary="/bm", wait_for_device=False,
     )]
 
 
@@ -67,6 +67,7 @@ def test_an_excluded_setting_is_no_option() -> None:
         (["--runs", "0"], "--runs must be between 1 and 10,000,000, got 0"),
         (["--threads", "0"], "--threads must be at least 1, got 0"),
         (["--cooldown", "-1"], "--cooldown must not be negative, got -1"),
+        (["--max-temp-wait", "-1"], "--max-temp-wait must not be negative, got -1"),
     ],
 )
 def test_bad_values_are_refused_before_the_command_runs(args: list[str], message: str) -> None:
