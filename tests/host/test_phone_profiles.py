@@ -190,7 +190,11 @@ def test_fixed_performance_mode_is_off_after_ctrl_c(adb_server: Any, emulated_de
     device = phone(emulated_device_factory, "pixel4")
     env = {**os.environ, "LAB_HOME": str(tmp_path / "home")}
     env.pop("LAB_DB_URL", None)
-    args = [sys.executable, "-m", "host.cli", "bench", str(MODELS / "conv.tflite"), "--device", device.serial,
+    # SIGINT's Python handler installed in the child however the suite was started: a suite run in the
+    # background of a script (`cmd &`, nohup) starts with SIGINT ignored, and its children inherit that.
+    boot = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "sys.argv[0] = 'lab'; runpy.run_module('host.cli', run_name='__main__')")
+    args = [sys.executable, "-c", boot, "bench", str(MODELS / "conv.tflite"), "--device", device.serial,
             "--trials", "5", "--runs", "10", "--warmup", "1", "--min-secs", "1"]
     lab = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
