@@ -26,7 +26,7 @@ import hashlib
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,15 +124,17 @@ def model_precision(path: Path, role: str | None = None) -> str:
     return "fp32"
 
 
-def build_reference(path: Path, inputs: Sequence[np.ndarray], *, role: str | None, source: str) -> Reference:
-    """The host's outputs of ``path`` for ``inputs``.
+def build_reference(
+    path: Path, inputs: Sequence[np.ndarray], *, role: str | None, source: str, io: ModelIO | None = None
+) -> Reference:
+    """The host's outputs of ``path`` for ``inputs`` (``io``: the file's tensors, when already read).
 
     Raises:
         UsageError: the file cannot run on the host, or the inputs do not fit it.
     """
     from host.reference import model_io, reference_outputs
 
-    io = model_io(path)
+    io = io or model_io(path)
     outputs = reference_outputs(path, inputs)
     return Reference(tuple(inputs), tuple(outputs), io, model_precision(path, role), source)
 
@@ -199,9 +201,10 @@ def host_references(
             references[model.sha256] = _first(known, count)
             continue
         try:
-            inputs = random_inputs(model_io(Path(model.path)), count, seed)
+            io = model_io(Path(model.path))
             references[model.sha256] = build_reference(
-                Path(model.path), inputs, role=model.role, source=f"{REFERENCE_INTERPRETER}, {count} seeded inputs"
+                Path(model.path), random_inputs(io, count, seed), role=model.role,
+                source=f"{REFERENCE_INTERPRETER}, {count} seeded inputs", io=io,
             )
         except LabError as exc:
             references[model.sha256] = str(exc)
@@ -217,23 +220,15 @@ def host_references(
             for a, b in zip(reference.inputs, baseline.inputs)
         )
         if same:
-            references[sha256] = _with_baseline(reference, models[0].name, base_top1)
+            references[sha256] = replace(reference, baseline=models[0].name, baseline_top1=base_top1)
     return references
 
 
 def _first(reference: Reference, count: int) -> Reference:
     """``reference`` cut to its first ``count`` inputs (a build stores more than a run checks)."""
-    return Reference(
-        tuple(a[:count] for a in reference.inputs),
-        tuple(a[:count] for a in reference.outputs),
-        reference.io,
-        reference.precision,
-        reference.source,
+    return replace(
+        reference, inputs=tuple(a[:count] for a in reference.inputs), outputs=tuple(a[:count] for a in reference.outputs)
     )
-
-
-def _with_baseline(reference: Reference, name: str, top1: np.ndarray) -> Reference:
-    return Reference(reference.inputs, reference.outputs, reference.io, reference.precision, reference.source, name, top1)
 
 
 def _top1(outputs: Sequence[np.ndarray]) -> np.ndarray | None:
