@@ -79,9 +79,26 @@ def test_a_service_name_over_the_limit_is_refused(device):
 
 
 def test_a_command_over_the_line_limit_is_refused_with_a_message(device):
-    result = device.device.shell2("echo " + "x" * L.MAX_COMMAND_LINE, v2=True)
-    assert result.returncode == 1
-    assert result.stderr == f"/system/bin/sh: command line too long: {L.MAX_COMMAND_LINE + 5} characters (at most {L.MAX_COMMAND_LINE})\n"
+    """Sent as the adb server sends it, straight to the device: through the server, a request this
+    long does not fit the host protocol's four hex digits of length (at most 65,535 bytes), and what
+    the server then forwards depends on how the bytes reached it."""
+    peer = RawPeer(device.port)
+    peer.handshake()
+    mine = peer.open(1, "shell,v2:echo " + "x" * L.MAX_COMMAND_LINE)
+    received = b""
+    while (reply := peer.recv()) is not None and reply[0] == WRTE:
+        received += reply[3]
+        peer.send(packet(OKAY, 1, mine))
+    assert reply is not None and reply[:3] == (CLSE, mine, 1)
+    frames: dict[int, bytes] = {}
+    while received:  # shell v2: id, little-endian length, data
+        kind, length = struct.unpack("<BI", received[:5])
+        frames[kind] = frames.get(kind, b"") + received[5 : 5 + length]
+        received = received[5 + length :]
+    line = f"/system/bin/sh: command line too long: {L.MAX_COMMAND_LINE + 5} characters (at most {L.MAX_COMMAND_LINE})\n"
+    assert frames.get(2) == line.encode()
+    assert frames.get(3) == b"\x01"  # exit status 1
+    peer.close()
 
 
 def test_100_mib_without_a_newline_is_refused_once_over_the_line_limit(device):
